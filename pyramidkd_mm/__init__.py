@@ -1,0 +1,10 @@
+"""pyramidkd_mm: RL-driven feature-pyramid knowledge distillation for
+OpenMMLab detectors, segmentors and classifiers."""
+from .compat import check_versions
+
+check_versions()
+
+from . import checkpoint, datasets, engine, models  # noqa: E402,F401
+from .version import __version__  # noqa: E402
+
+__all__ = ['__version__']
