@@ -4,8 +4,9 @@ custom_imports = dict(imports=['pyramidkd_mm'], allow_failed_imports=False)
 
 data_root = 'data/digits/det/'
 digits_data = dict(task='det', root=data_root)
+img_scale = (192, 192)
 metainfo = dict(classes=tuple(str(d) for d in range(10)))
-max_iters = 3000
+max_iters = 800
 
 model = dict(
     backbone=dict(depth=18, frozen_stages=-1, norm_eval=False, init_cfg=None),
@@ -16,18 +17,21 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=128),
         bbox_head=dict(in_channels=128, fc_out_channels=256, num_classes=10)),
     # CPU budget: fewer proposals and RoIs (RoIAlign is single-threaded).
-    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-                   rcnn=dict(sampler=dict(num=128))),
+    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=150),
+                   rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100)))
 
-# Digits are not mirror-symmetric: no flips.
+# Scenes are generated at their training size (Resize only records the scale
+# factor); digits are not mirror-symmetric: no flips.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
@@ -53,7 +57,7 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
                  max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=200),
+         end=100),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
          milestones=[int(max_iters * 0.75)], gamma=0.1)
 ]

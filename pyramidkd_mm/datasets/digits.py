@@ -14,6 +14,7 @@ Everything depends only on the seed and the sizes, so a data folder can be
 regenerated bit for bit. A ``.done`` marker holding the parameters tells a
 finished folder from a partial one or one generated with other parameters.
 """
+import fcntl
 import json
 import os
 import os.path as osp
@@ -25,8 +26,8 @@ from PIL import Image
 CLASSES = tuple(str(d) for d in range(10))
 INK = 0.35  # rendered intensity above which a pixel belongs to the digit
 DEFAULTS = dict(
-    det=dict(img_size=256, num_train=600, num_val=150, min_size=12,
-             max_size=200, max_digits=6),
+    det=dict(img_size=192, num_train=800, num_val=150, min_size=10,
+             max_size=144, max_digits=5),
     seg=dict(img_size=128, num_train=600, num_val=150, min_size=12,
              max_size=64, max_digits=4),
     cls=dict(img_size=32, num_train=2, num_val=1),  # crops per source digit
@@ -160,18 +161,22 @@ def generate_digits(task, root, seed=0, **overrides):
     cfg = dict(DEFAULTS[task], **overrides)
     marker = json.dumps(dict(task=task, seed=seed, **cfg), sort_keys=True)
     done = osp.join(root, '.done')
-    if osp.exists(done) and open(done).read() == marker:
-        return False
-    tmp = root.rstrip('/') + '.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    pools = _source_pools(seed)
-    for split in ('train', 'val'):
-        rng = np.random.default_rng([seed, split == 'val'])
-        WRITERS[task](tmp, split, rng, pools[split], cfg)
-    with open(osp.join(tmp, '.done'), 'w') as f:
-        f.write(marker)
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(tmp, root)
+    os.makedirs(osp.dirname(osp.abspath(root)), exist_ok=True)
+    # One writer at a time: every rank of a distributed run calls this.
+    with open(root.rstrip('/') + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if osp.exists(done) and open(done).read() == marker:
+            return False
+        tmp = root.rstrip('/') + '.tmp'
+        shutil.rmtree(tmp, ignore_errors=True)
+        pools = _source_pools(seed)
+        for split in ('train', 'val'):
+            rng = np.random.default_rng([seed, split == 'val'])
+            WRITERS[task](tmp, split, rng, pools[split], cfg)
+        with open(osp.join(tmp, '.done'), 'w') as f:
+            f.write(marker)
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(tmp, root)
     return True
 
 

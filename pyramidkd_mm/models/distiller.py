@@ -4,13 +4,36 @@ import os.path as osp
 
 import torch
 from mmengine.config import Config
+from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.model import BaseModel
 from mmengine.runner import load_state_dict
 from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.utils import get_installed_path
 from torch import nn
 
 from ..registry import MODELS
 from .pyramid import PyramidTap
+
+
+def resolve_config(path):
+    """Path of a config given as a file or as ``package::rel/path.py``.
+
+    The ``package::`` form (``mmdet::``, ``mmseg::``, ``mmpretrain::``,
+    ``pyramidkd_mm::``) points into the installed package's ``.mim/configs``
+    folder, as ``_base_`` entries do.
+    """
+    if '::' not in path:
+        return path
+    module, rel = path.split('::', 1)
+    try:
+        root = get_installed_path(MODULE2PACKAGE.get(module, module))
+    except Exception:  # noqa: BLE001 - one clear error for any lookup failure
+        raise ValueError(f'config {path!r}: package {module!r} is not '
+                         'installed (unknown scope)') from None
+    resolved = osp.join(root, '.mim', 'configs', rel)
+    if not osp.isfile(resolved):
+        raise FileNotFoundError(f'config {path!r} not found at {resolved}')
+    return resolved
 
 
 def build_teacher(config, checkpoint):
@@ -22,9 +45,11 @@ def build_teacher(config, checkpoint):
         checkpoint (str | None): weights, a path or URL; ``None`` keeps a
             randomly initialised teacher (tests and benchmarks only).
     """
-    cfg = Config.fromfile(config)
+    cfg = Config.fromfile(resolve_config(config))
     model_cfg = cfg.model
     model_cfg.setdefault('_scope_', cfg.get('default_scope'))
+    if cfg.get('data_preprocessor') is not None:  # as the Runner merges it
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     teacher = MODELS.build(model_cfg)
     if checkpoint is None:
         return teacher
@@ -75,7 +100,9 @@ class PyramidDistiller(BaseModel):
         source (str): pyramid source, see :class:`PyramidTap`.
         probe_size (int): side of the dummy image used at build time to check
             that teacher and student levels line up and to size connectors.
-        data_preprocessor (dict, optional): defaults to the student's.
+        data_preprocessor (dict, optional): merged into the student config
+            as the Runner does for a plain model; the distiller uses the
+            student's preprocessor.
     """
 
     def __init__(self,
@@ -88,12 +115,16 @@ class PyramidDistiller(BaseModel):
                  probe_size=64,
                  data_preprocessor=None,
                  init_cfg=None):
-        if data_preprocessor is None:
-            data_preprocessor = student.get('data_preprocessor')
-        super().__init__(data_preprocessor=data_preprocessor,
+        # The preprocessor the Runner hands over is the student's, exactly as
+        # for a plain student model; the distiller shares that module.
+        student = dict(student)
+        if data_preprocessor is not None:
+            student.setdefault('data_preprocessor', data_preprocessor)
+        student = MODELS.build(student)
+        super().__init__(data_preprocessor=student.data_preprocessor,
                          init_cfg=init_cfg)
         self.levels = tuple(levels)
-        self.student = MODELS.build(student)
+        self.student = student
         self.teacher = build_teacher(teacher['config'],
                                      teacher.get('checkpoint'))
         self.teacher.requires_grad_(False)
@@ -207,3 +238,13 @@ class PyramidDistiller(BaseModel):
 
     def _forward(self, inputs, data_samples=None):
         return self.student._forward(inputs, data_samples)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs, data_samples)
+        raise RuntimeError(f'invalid mode {mode!r}; use loss, predict or '
+                           'tensor')
