@@ -2,8 +2,7 @@
 
 Each loss maps a student and a teacher feature map of shape (N, C, H, W) to
 one loss per sample (N,), so that the distiller can weight, mask and log
-samples individually. Statistics are taken per sample and channel over the
-spatial positions.
+samples individually.
 """
 import torch
 from torch import nn
@@ -11,21 +10,23 @@ from torch import nn
 from ..registry import MODELS
 
 
-def _standardize(x, mean, std, eps=1e-6):
-    return (x - mean) / (std + eps)
-
-
-def _moments(x):
-    return (x.mean(dim=(2, 3), keepdim=True),
-            x.std(dim=(2, 3), correction=0, keepdim=True))
+def _standardize(x):
+    """Zero mean, unit deviation per sample and channel (constant channels
+    become zero)."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    std = x.std(dim=(2, 3), correction=0, keepdim=True)
+    return (x - mean) / std.clamp_min(1e-6)
 
 
 @MODELS.register_module()
 class NormalizedMSELoss(nn.Module):
-    """MSE after normalising both maps with the teacher's statistics.
+    """MSE of the maps divided by the teacher's standard deviation.
 
-    The student must match the teacher's per-channel layout up to the
-    teacher's own scale, so channels with large activations do not dominate.
+    The deviation is taken per sample over the teacher's whole
+    map (channels and positions), so each level's loss is free of that level's
+    activation scale and no level dominates the sum over levels; unlike
+    per-channel statistics, dead teacher channels (constant zero after a ReLU)
+    cannot blow the loss up.
 
     Args:
         loss_weight (float): factor on the loss.
@@ -36,9 +37,8 @@ class NormalizedMSELoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, student, teacher):
-        mean, std = _moments(teacher)
-        diff = _standardize(student, mean, std) - _standardize(
-            teacher, mean, std)
+        std = teacher.std(dim=(1, 2, 3), correction=0, keepdim=True)
+        diff = (student - teacher) / std.clamp_min(1e-4)
         return self.loss_weight * diff.pow(2).mean(dim=(1, 2, 3))
 
 
@@ -59,7 +59,6 @@ class PearsonLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, student, teacher):
-        s = _standardize(student, *_moments(student))
-        t = _standardize(teacher, *_moments(teacher))
+        s, t = _standardize(student), _standardize(teacher)
         corr = (s * t).mean(dim=(2, 3))
         return self.loss_weight * (1 - corr).mean(dim=1)

@@ -1,0 +1,87 @@
+"""Shared fixtures: a registered toy pyramid model (1x1-conv stages, fast on
+CPU) and the digits data the real-config tests train on."""
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.model import BaseModel
+from torch import nn
+
+from pyramidkd_mm.datasets import generate_digits
+from pyramidkd_mm.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+class ToyBackbone(nn.Module):
+    """ResNet-like stages (``res_layers``), each a strided 1x1 conv."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.res_layers = []
+        for i, (cin, cout) in enumerate(zip((3, ) + tuple(channels[:-1]),
+                                            channels)):
+            self.add_module(f'layer{i + 1}', nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=2), nn.ReLU()))
+            self.res_layers.append(f'layer{i + 1}')
+
+    def forward(self, x):
+        outs = []
+        for name in self.res_layers:
+            x = getattr(self, name)(x)
+            outs.append(x)
+        return tuple(outs)
+
+
+@MODELS.register_module(force=True)
+class ToyPyramidModel(BaseModel):
+    """A classifier on :class:`ToyBackbone`; data samples are label tensors."""
+
+    def __init__(self, channels=(4, 8, 16), data_preprocessor=None,
+                 init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        self.backbone = ToyBackbone(channels)
+        self.head = nn.Linear(channels[-1], 2)
+
+    def extract_feat(self, inputs):
+        return self.backbone(inputs)
+
+    def _forward(self, inputs, data_samples=None):
+        return self.head(self.extract_feat(inputs)[-1].mean((2, 3)))
+
+    def loss(self, inputs, data_samples):
+        return dict(loss_cls=F.cross_entropy(self._forward(inputs),
+                                             data_samples))
+
+    def predict(self, inputs, data_samples=None):
+        return self._forward(inputs).argmax(1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return getattr(self, mode if mode != 'tensor' else '_forward')(
+            inputs, data_samples)
+
+
+@pytest.fixture
+def toy_teacher(tmp_path):
+    """A toy teacher config file and a weights-only checkpoint for it."""
+    config = tmp_path / 'toy_teacher.py'
+    config.write_text("default_scope = 'pyramidkd_mm'\n"
+                      "model = dict(type='ToyPyramidModel', "
+                      "channels=(4, 8, 16))\n")
+    torch.manual_seed(1)
+    teacher = MODELS.build(Config.fromfile(str(config)).model)
+    checkpoint = tmp_path / 'toy_teacher.pth'
+    torch.save(dict(state_dict=teacher.state_dict()), checkpoint)
+    return str(config), str(checkpoint)
+
+
+@pytest.fixture(scope='session')
+def digits_data():
+    """The default digits datasets under the repository's data/ folder,
+    generated once (the tools would generate the same)."""
+    for task in ('det', 'seg', 'cls'):
+        generate_digits(task, osp.join(REPO, 'data', 'digits', task))
+    return osp.join(REPO, 'data', 'digits')

@@ -1,0 +1,141 @@
+"""PyramidDistiller on the toy teacher and student (fast, CPU)."""
+import pytest
+import torch
+from mmengine.registry import MODELS
+
+from pyramidkd_mm.models import PyramidDistiller
+
+LEVELS = ('c2', 'c3', 'c4')
+
+
+def make(toy_teacher, student_channels=(4, 8, 16), **kwargs):
+    config, checkpoint = toy_teacher
+    kwargs.setdefault('levels', LEVELS)
+    return PyramidDistiller(
+        student=dict(type='ToyPyramidModel', channels=student_channels,
+                     _scope_='pyramidkd_mm'),
+        teacher=dict(config=config, checkpoint=checkpoint), **kwargs)
+
+
+def batch(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 16, 16, generator=g), torch.arange(n) % 2
+
+
+class RowSelector(torch.nn.Module):
+    """Selects a given (batch, levels) mask, to drive per-sample tests."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.mask = mask
+
+    def forward(self, feats, data_samples):
+        return self.mask
+
+
+def count_calls(modules):
+    """Forward hooks recording the batch size of every call."""
+    calls = {name: [] for name in modules}
+    for name, module in modules.items():
+        module.register_forward_hook(
+            lambda m, a, o, name=name: calls[name].append(a[0].shape[0]))
+    return calls
+
+
+def test_losses_keep_student_and_add_levels(toy_teacher):
+    model = make(toy_teacher).train()
+    losses = model.loss(*batch())
+    assert {'loss_cls', 'loss_distill_c2', 'loss_distill_c3',
+            'loss_distill_c4', 'sel_c2', 'distill_cost'} <= set(losses)
+    assert losses['distill_cost'].item() == pytest.approx(1.0)
+    assert not model.teacher.training and model.student.training
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert all(p.grad is not None for p in model.student.parameters())
+
+
+def test_distillation_moves_the_student_towards_the_teacher(toy_teacher):
+    torch.manual_seed(0)
+    model = make(toy_teacher, distill_loss=dict(type='NormalizedMSELoss'))
+    optim = torch.optim.SGD(model.student.parameters(), lr=0.05)
+    inputs, labels = batch(8)
+    first = None
+    for _ in range(40):
+        losses = model.loss(inputs, labels)
+        distill = sum(losses[f'loss_distill_{n}'] for n in LEVELS)
+        first = distill.item() if first is None else first
+        optim.zero_grad()
+        distill.backward()
+        optim.step()
+    assert distill.item() < 0.7 * first
+
+
+def test_connectors_only_where_channels_differ(toy_teacher):
+    same = make(toy_teacher)
+    narrow = make(toy_teacher, student_channels=(2, 4, 8))
+    assert all(isinstance(c, torch.nn.Identity)
+               for c in same.connectors.values())
+    assert [c.in_channels for c in narrow.connectors.values()] == [2, 4, 8]
+    assert [c.out_channels for c in narrow.connectors.values()] == [4, 8, 16]
+    narrow.loss(*batch())  # shapes line up through the connectors
+
+
+def test_masked_levels_and_samples_do_no_work(toy_teacher):
+    mask = torch.tensor([[1, 0, 0], [0, 0, 0], [1, 1, 0], [0, 0, 0]]).bool()
+    model = make(toy_teacher, student_channels=(2, 4, 8))
+    model.selector = RowSelector(mask)
+    teacher = count_calls({n: getattr(model.teacher.backbone, n)
+                           for n in ('layer1', 'layer2', 'layer3')})
+    connectors = count_calls(dict(model.connectors))
+    losses = model.loss(*batch())
+    # The teacher sees the 2 selected samples, only as deep as c3 needs.
+    assert teacher == {'layer1': [2], 'layer2': [2], 'layer3': []}
+    assert connectors == {'c2': [2], 'c3': [1], 'c4': []}
+    assert losses['loss_distill_c4'].item() == 0
+    assert losses['sel_c2'].item() == pytest.approx(0.5)
+    # Relative cost: a c3-deep prefix for 1 sample, c2 for another, of 4.
+    assert 0 < losses['distill_cost'].item() < 0.5
+
+    model.selector = RowSelector(torch.zeros(4, 3, dtype=torch.bool))
+    teacher['layer1'].clear()
+    losses = model.loss(*batch())
+    assert teacher['layer1'] == [] and losses['distill_cost'].item() == 0
+
+
+def test_fixed_selector_from_config(toy_teacher):
+    model = make(toy_teacher, selector=dict(type='FixedSelector',
+                                            mask=['c2', 'c4']))
+    losses = model.loss(*batch())
+    assert [losses[f'sel_{n}'].item() for n in LEVELS] == [1, 0, 1]
+    with pytest.raises(ValueError, match='not levels of the distiller'):
+        make(toy_teacher, selector=dict(type='FixedSelector', mask=['p9']))
+    with pytest.raises(ValueError, match='has 2 flags'):
+        make(toy_teacher, selector=dict(type='FixedSelector', mask=[1, 0]))
+
+
+def test_mask_cost_grows_with_depth(toy_teacher):
+    model = make(toy_teacher)
+    costs = model.mask_cost(torch.tensor(
+        [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [0, 0, 0]]).bool())
+    assert costs[0] < costs[1] < costs[2] == costs[3] == 1
+    assert costs[4] == 0
+
+
+def test_clear_errors(toy_teacher, tmp_path):
+    config, checkpoint = toy_teacher
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        make((config, str(tmp_path / 'missing.pth')))
+    with pytest.raises(ValueError, match='has only 3 pyramid levels'):
+        make(toy_teacher, levels=('c2', 'c3', 'c4', 'c5'))
+    other = MODELS.build(dict(type='ToyPyramidModel', channels=(4, 8, 32),
+                              _scope_='pyramidkd_mm'))
+    torch.save(other.state_dict(), tmp_path / 'other.pth')
+    with pytest.raises(ValueError, match='does not match the teacher'):
+        make((config, str(tmp_path / 'other.pth')))
+
+
+def test_teacher_weights_are_loaded(toy_teacher):
+    model = make(toy_teacher)
+    saved = torch.load(toy_teacher[1])['state_dict']
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, saved[key])
