@@ -100,15 +100,6 @@ class PolicyNetwork(nn.Module):
         outputs, hidden = self.lstm(inputs, hidden)
         return self.logit_head(outputs).squeeze(-1), hidden
 
-    def _logits(self, features, actions):
-        """Logits (B, L) of each decision given the earlier ones in
-        ``actions`` (teacher forcing for the recurrent variant)."""
-        if not self.recurrent:
-            return self.logit_head(features)
-        start = actions.new_full((actions.shape[0], 1), START)
-        tokens = torch.cat([start, actions[:, :-1]], dim=1).long()
-        return self._recurrent_logits(features, tokens)[0]
-
     @staticmethod
     def _choose(logits, deterministic):
         if deterministic:
@@ -146,6 +137,28 @@ class PolicyNetwork(nn.Module):
         log_prob = Bernoulli(logits=logits).log_prob(action).sum(-1)
         return action, log_prob, self.critic(state).squeeze(-1)
 
+    def logits(self, states, actions=None):
+        """Logit of each decision given the earlier decisions in
+        ``actions`` (teacher forcing), e.g. for selection-rate plots.
+
+        Args:
+            states (Tensor): (B, state_dim).
+            actions (Tensor, optional): (B, L) of 0./1.; required by the
+                recurrent variant, ignored by the MLP.
+
+        Returns:
+            Tensor: (B, L) logits.
+        """
+        features = self.encoder(states)
+        if not self.recurrent:
+            return self.logit_head(features)
+        if actions is None:
+            raise ValueError('the recurrent policy needs the actions whose '
+                             'decisions it conditions on')
+        start = actions.new_full((actions.shape[0], 1), START)
+        tokens = torch.cat([start, actions[:, :-1]], dim=1).long()
+        return self._recurrent_logits(features, tokens)[0]
+
     def evaluate_actions(self, states, actions):
         """Scores stored actions under the current policy (PPO update).
 
@@ -159,7 +172,7 @@ class PolicyNetwork(nn.Module):
             of the conditional entropies along the given actions, an unbiased
             estimate of the joint entropy.
         """
-        dist = Bernoulli(logits=self._logits(self.encoder(states), actions))
+        dist = Bernoulli(logits=self.logits(states, actions))
         return (dist.log_prob(actions).sum(-1), dist.entropy().sum(-1),
                 self.critic(states).squeeze(-1))
 

@@ -31,7 +31,7 @@ class _Net(nn.Module):
         return [head(feat) for head in self.heads]
 
 
-def _losses(net, x, names=NAMES, scales=(1., 10., 100.)):
+def _losses(net, x, names=NAMES, scales=(1., 3., 10.)):
     return {n: (s * out).pow(2).mean()
             for n, s, out in zip(names, scales, net(x))}
 
@@ -39,7 +39,7 @@ def _losses(net, x, names=NAMES, scales=(1., 10., 100.)):
 def _train(gradnorm, net, steps, drop=(), zero=()):
     """Steps of the net with GradNorm; ``drop`` losses are left out and
     ``zero`` losses multiplied by zero (a level nobody selected)."""
-    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3)
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-4)
     for _ in range(steps):
         losses = _losses(net, torch.randn(16, 4))
         for name in drop:
@@ -74,8 +74,8 @@ def test_renormalisation_keeps_sum_and_positivity(lr):
         _train(gradnorm, net, 1)
         assert gradnorm.weights.sum().item() == pytest.approx(3, abs=1e-5)
         assert (gradnorm.weights > 0).all()
-    # the 100x-scaled task has the largest gradients: pushed lowest
-    assert gradnorm.weights.argmin() == 2
+    # the unscaled task has the smallest gradients: pushed up
+    assert gradnorm.weights.argmax() == 0
 
 
 def test_initial_losses_from_first_presence():
@@ -156,6 +156,16 @@ def test_update_false_leaves_state():
         assert torch.equal(value, state[key]), key
 
 
+def test_non_finite_values_skip_the_update():
+    torch.manual_seed(0)
+    gradnorm, net = GradNorm(NAMES), _Net()
+    losses = _losses(net, torch.randn(16, 4))
+    losses['loss_b'] = losses['loss_b'] * float('inf')  # fp16 overflow
+    gradnorm(losses, net.shared.parameters())
+    assert torch.equal(gradnorm.weights, torch.ones(3))
+    assert not gradnorm.initialized.any()
+
+
 def test_toy_direction():
     spec = importlib.util.spec_from_file_location('gradnorm_toy', TOY_SCRIPT)
     toy = importlib.util.module_from_spec(spec)
@@ -169,6 +179,7 @@ def test_toy_direction():
 
 
 def _ddp_worker(rank, world_size, init_file):
+    torch.set_num_threads(1)  # a forked OpenMP pool must stay unused
     dist.init_process_group('gloo', init_method=f'file://{init_file}',
                             rank=rank, world_size=world_size)
     try:
@@ -176,12 +187,12 @@ def _ddp_worker(rank, world_size, init_file):
         net = _Net()
         model = DistributedDataParallel(net)
         gradnorm = GradNorm(NAMES, lr=0.1)
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
         torch.manual_seed(1 + rank)  # different data on each rank
         for step in range(4):
             outs = model(torch.randn(16, 4))
             losses = {n: (s * out).pow(2).mean()
-                      for n, s, out in zip(NAMES, (1., 10., 100.), outs)}
+                      for n, s, out in zip(NAMES, (1., 3., 10.), outs)}
             if rank == 1 and step == 2:  # a level only rank 0 selected
                 losses['loss_a'] = losses['loss_a'] * 0
             total, _ = gradnorm(losses, net.shared.parameters())
@@ -198,4 +209,8 @@ def _ddp_worker(rank, world_size, init_file):
 
 def test_ddp_weights_identical_on_every_rank(tmp_path, monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / 'rendezvous')), nprocs=2)
+    # fork where there is one: spawned workers would re-import torch and
+    # mmcv, which costs most of this file's time budget
+    method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
+    mp.start_processes(_ddp_worker, args=(2, str(tmp_path / 'rendezvous')),
+                       nprocs=2, start_method=method)
