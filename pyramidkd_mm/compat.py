@@ -16,6 +16,18 @@ MATRIX = {
     'mmpretrain': ('1.2.0', 'pip install mmpretrain==1.2.0'),
 }
 REQUIRED = ('mmengine', 'mmcv')  # the toolboxes are needed only by configs using them
+# package -> (lowest, first unsupported) major.minor, install hint. torch 2.14
+# needs C++20, against which mmcv 2.1.0 does not build.
+RANGES = {
+    'torch': ((2, 0), (2, 14), 'pip install --isolated torch==2.13.0 '
+              'torchvision==0.28.0 (tested), or any torch 2.0-2.13 with a '
+              'matching mmcv build'),
+    'numpy': ((1, 23), (3, 0), 'pip install "numpy>=1.23,<3"'),
+}
+
+
+def _major_minor(text):
+    return tuple(int(part) for part in text.split('.')[:2])
 
 
 def check_versions():
@@ -33,6 +45,12 @@ def check_versions():
             raise ImportError(
                 f'pyramidkd_mm is tested with {name}=={wanted} but found '
                 f'{name}=={found}. Fix: {fix}')
+    for name, (low, high, fix) in RANGES.items():
+        found = version(name)
+        if not low <= _major_minor(found) < high:
+            raise ImportError(
+                f'pyramidkd_mm supports {name} {low[0]}.{low[1]} to below '
+                f'{high[0]}.{high[1]} but found {name}=={found}. Fix: {fix}')
     if find_spec('mmcv._ext') is None:
         raise ImportError(
             'mmcv 2.1.0 is installed without its compiled ops (mmcv._ext), '

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from mmengine.visualization import LocalVisBackend
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -13,9 +14,8 @@ from pyramidkd_mm.models.gradnorm import GradNorm
 from pyramidkd_mm.registry import MODELS
 
 NAMES = ('loss_a', 'loss_b', 'loss_c')
-TOY_SCRIPT = osp.join(
-    osp.dirname(__file__), '..', '..', 'tools', 'analysis_tools',
-    'gradnorm_toy.py')
+TOOLS = osp.join(osp.dirname(__file__), '..', '..', 'tools',
+                 'analysis_tools')
 
 
 class _Net(nn.Module):
@@ -166,16 +166,44 @@ def test_non_finite_values_skip_the_update():
     assert not gradnorm.initialized.any()
 
 
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(TOOLS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_toy_direction():
-    spec = importlib.util.spec_from_file_location('gradnorm_toy', TOY_SCRIPT)
-    toy = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(toy)
-    steps = 300
-    _, equal = toy.train(steps=steps, gradnorm=False)
-    weights, balanced = toy.train(steps=steps, gradnorm=True)
+    toy = _load_tool('gradnorm_toy')
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny layers: threads only add sync overhead
+    try:
+        _, equal = toy.train(steps=300, gradnorm=False)
+        weights, balanced = toy.train(steps=300, gradnorm=True)
+    finally:
+        torch.set_num_threads(threads)
     assert weights[1] < 1 < weights[0]
     assert weights.sum().item() == pytest.approx(2, abs=1e-5)
     assert balanced.max() / balanced.min() < equal.max() / equal.min()
+
+
+def test_plot_weight_curves(tmp_path):
+    backend = LocalVisBackend(str(tmp_path / '20240101_000000' / 'vis_data'))
+    gradnorm = GradNorm(NAMES)
+    torch.manual_seed(0)
+    net = _Net()
+    for step in range(1, 4):
+        log_vars = _train(gradnorm, net, 1)
+        backend.add_scalars({k: v.item() for k, v in log_vars.items()},
+                            step=step)
+    plot = _load_tool('plot_gradnorm')
+    scalars = plot.find_scalars(str(tmp_path))
+    curves = plot.read_weights(scalars)
+    assert sorted(curves) == ['a', 'b', 'c']
+    assert curves['a'][0] == [1, 2, 3]
+    plot.plot(curves, str(tmp_path / 'w.png'))
+    assert (tmp_path / 'w.png').stat().st_size > 0
 
 
 def _ddp_worker(rank, world_size, init_file):

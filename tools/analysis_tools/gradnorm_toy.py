@@ -119,6 +119,7 @@ def main():
     parser.add_argument('--batch-size', type=int, default=100)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
+    torch.set_num_threads(1)  # 100-wide layers: more threads only add sync
     print(f'sigmas {args.sigmas}, {args.steps} steps, alpha {args.alpha}')
     for gradnorm in (False, True):
         weights, ratios = train(args.sigmas, args.steps, gradnorm, args.alpha,
