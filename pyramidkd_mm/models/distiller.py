@@ -86,7 +86,10 @@ class PyramidDistiller(BaseModel):
     samples and only as deep as the selected levels need, and each level's
     connector and loss run on its selected samples alone. The level losses
     ``loss_distill_<level>`` are sums over selected samples divided by the
-    batch size, so a uniform mask gives the usual batch mean.
+    batch size, so a uniform mask gives the usual batch mean. Logged besides:
+    ``sel_<level>`` (selection rate), ``cost_<level>`` (the teacher compute
+    that dropping the level would save) and ``distill_cost`` (the teacher
+    pyramid compute spent, as a fraction of distilling every level).
 
     Args:
         student (dict): the toolbox model config of the student.
@@ -205,10 +208,15 @@ class PyramidDistiller(BaseModel):
         mask = self.selector(feats, data_samples).bool()
         per_sample = self.distill(inputs, feats, mask)
         batch = mask.shape[0]
+        cost = self.mask_cost(mask)
         for j, name in enumerate(self.levels):
             losses[f'loss_distill_{name}'] = per_sample[:, j].sum() / batch
             losses[f'sel_{name}'] = mask[:, j].float().mean()
-        losses['distill_cost'] = self.mask_cost(mask).mean()
+            # Marginal cost: what dropping this level would save.
+            without = mask.clone()
+            without[:, j] = False
+            losses[f'cost_{name}'] = (cost - self.mask_cost(without)).mean()
+        losses['distill_cost'] = cost.mean()
         return losses
 
     def distill(self, inputs, student_feats, mask):

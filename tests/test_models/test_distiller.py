@@ -46,8 +46,12 @@ def test_losses_keep_student_and_add_levels(toy_teacher):
     model = make(toy_teacher).train()
     losses = model.loss(*batch())
     assert {'loss_cls', 'loss_distill_c2', 'loss_distill_c3',
-            'loss_distill_c4', 'sel_c2', 'distill_cost'} <= set(losses)
+            'loss_distill_c4', 'sel_c2', 'cost_c2', 'distill_cost'} <= set(
+                losses)
     assert losses['distill_cost'].item() == pytest.approx(1.0)
+    # Backbone pyramid: only the deepest level saves compute when dropped.
+    assert losses['cost_c2'].item() == losses['cost_c3'].item() == 0
+    assert 0 < losses['cost_c4'].item() < 1
     assert not model.teacher.training and model.student.training
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     assert all(p.grad is None for p in model.teacher.parameters())

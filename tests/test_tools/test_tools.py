@@ -83,10 +83,13 @@ def test_export_loads_into_the_plain_student(kd_run, tmp_path):
 
 
 def test_dist_train_two_processes_on_cpu(kd_run, tmp_path):
+    """gloo DDP with levels switched off (their connectors stay unused)."""
     _, options = kd_run
     log = run('bash', 'tools/dist_train.sh', 'configs/digits/cls_uniform_kd.py',
               2, '--work-dir', tmp_path, '--cfg-options', *options,
-              *iters(2), PORT='29517')
+              'model.selector.type=FixedSelector',
+              'model.selector.mask=[1,0,1,0]', *iters(2), PORT='29517')
     assert 'Distributed training: True' in log
+    assert 'sel_c3: 0.0000' in log and 'sel_c4: 1.0000' in log
     ckpt = torch.load(tmp_path / 'iter_2.pth', weights_only=False)
     assert ckpt['meta']['iter'] == 2
