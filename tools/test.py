@@ -4,9 +4,7 @@
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
-import os
 
-from mmengine.config import DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
@@ -14,7 +12,7 @@ from pyramidkd_mm.checkpoint import trust_checkpoints
 from pyramidkd_mm.datasets import prepare_data
 from pyramidkd_mm.engine import setup_cpu_distributed
 
-from train import build_cfg
+from train import build_cfg, parse_common
 
 
 def parse_args():
@@ -23,15 +21,7 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='folder for logs and metrics')
     parser.add_argument('--out', help='dump the raw predictions to a .pkl')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_common(parser)
 
 
 def main():

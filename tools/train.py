@@ -25,6 +25,11 @@ def parse_args():
         'work_dir when no CKPT is given')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision training')
+    return parse_common(parser)
+
+
+def parse_common(parser):
+    """Add the options train.py and test.py share, and parse."""
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, key=value')
     parser.add_argument('--launcher',

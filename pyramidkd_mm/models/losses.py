@@ -4,7 +4,6 @@ Each loss maps a student and a teacher feature map of shape (N, C, H, W) to
 one loss per sample (N,), so that the distiller can weight, mask and log
 samples individually.
 """
-import torch
 from torch import nn
 
 from ..registry import MODELS
@@ -18,8 +17,16 @@ def _standardize(x):
     return (x - mean) / std.clamp_min(1e-6)
 
 
+class _FeatureLoss(nn.Module):
+    """Base: a per-sample loss scaled by ``loss_weight``."""
+
+    def __init__(self, loss_weight=1.0):
+        super().__init__()
+        self.loss_weight = loss_weight
+
+
 @MODELS.register_module()
-class NormalizedMSELoss(nn.Module):
+class NormalizedMSELoss(_FeatureLoss):
     """MSE of the maps divided by the teacher's standard deviation.
 
     The deviation is taken per sample over the teacher's whole
@@ -32,10 +39,6 @@ class NormalizedMSELoss(nn.Module):
         loss_weight (float): factor on the loss.
     """
 
-    def __init__(self, loss_weight=1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
-
     def forward(self, student, teacher):
         std = teacher.std(dim=(1, 2, 3), correction=0, keepdim=True)
         diff = (student - teacher) / std.clamp_min(1e-4)
@@ -43,7 +46,7 @@ class NormalizedMSELoss(nn.Module):
 
 
 @MODELS.register_module()
-class PearsonLoss(nn.Module):
+class PearsonLoss(_FeatureLoss):
     """PKD-style loss: 1 - Pearson correlation of each channel, averaged.
 
     Invariant to each map's per-channel scale and shift (Cao et al., PKD,
@@ -53,10 +56,6 @@ class PearsonLoss(nn.Module):
     Args:
         loss_weight (float): factor on the loss.
     """
-
-    def __init__(self, loss_weight=1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
 
     def forward(self, student, teacher):
         s, t = _standardize(student), _standardize(teacher)
