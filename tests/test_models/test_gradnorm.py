@@ -21,19 +21,20 @@ TOOLS = osp.join(osp.dirname(__file__), '..', '..', 'tools',
 class _Net(nn.Module):
     """A shared layer and one head per task."""
 
-    def __init__(self, tasks=3):
+    def __init__(self):
         super().__init__()
         self.shared = nn.Linear(4, 8)
-        self.heads = nn.ModuleList(nn.Linear(8, 1) for _ in range(tasks))
+        self.heads = nn.ModuleList(nn.Linear(8, 1) for _ in NAMES)
 
     def forward(self, x):
         feat = torch.relu(self.shared(x))
         return [head(feat) for head in self.heads]
 
 
-def _losses(net, x, names=NAMES, scales=(1., 3., 10.)):
+def _losses(net, x):
+    """Task losses whose gradients differ in scale by 1:9:100."""
     return {n: (s * out).pow(2).mean()
-            for n, s, out in zip(names, scales, net(x))}
+            for n, s, out in zip(NAMES, (1., 3., 10.), net(x))}
 
 
 def _train(gradnorm, net, steps, drop=(), zero=()):
@@ -60,8 +61,15 @@ def test_registered_and_logs_every_weight():
     assert list(log_vars) == [
         'gradnorm_w_a', 'gradnorm_w_b', 'gradnorm_w_c'
     ]
-    # the model's optimiser must leave the weights alone
-    assert not gradnorm.weights.requires_grad
+    # the model's optimiser, weight decay included, leaves the weights alone
+    model = nn.ModuleDict(dict(net=_Net(), gradnorm=gradnorm))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1)
+    weights = gradnorm.weights.clone()
+    total, _ = gradnorm(_losses(model.net, torch.randn(16, 4)),
+                        model.net.shared.parameters(), update=False)
+    total.backward()
+    optimizer.step()
+    assert torch.equal(gradnorm.weights, weights)
     with pytest.raises(ValueError, match='contain "loss"'):
         GradNorm(['distill_loss'])
 
@@ -206,29 +214,41 @@ def test_plot_weight_curves(tmp_path):
     assert (tmp_path / 'w.png').stat().st_size > 0
 
 
+class _Balanced(nn.Module):
+    """Balances its task losses inside forward, as the distiller does."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _Net()
+        self.gradnorm = GradNorm(NAMES, lr=0.1)
+
+    def forward(self, x, zero=()):
+        losses = _losses(self.net, x)
+        for name in zero:
+            losses[name] = losses[name] * 0
+        total, _ = self.gradnorm(losses, self.net.shared.parameters())
+        return total
+
+
 def _ddp_worker(rank, world_size, init_file):
     torch.set_num_threads(1)  # a forked OpenMP pool must stay unused
     dist.init_process_group('gloo', init_method=f'file://{init_file}',
                             rank=rank, world_size=world_size)
     try:
         torch.manual_seed(0)  # same init; DDP broadcasts it anyway
-        net = _Net()
-        model = DistributedDataParallel(net)
-        gradnorm = GradNorm(NAMES, lr=0.1)
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+        model = _Balanced()
+        ddp = DistributedDataParallel(model)
+        optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-4)
         torch.manual_seed(1 + rank)  # different data on each rank
         for step in range(4):
-            outs = model(torch.randn(16, 4))
-            losses = {n: (s * out).pow(2).mean()
-                      for n, s, out in zip(NAMES, (1., 3., 10.), outs)}
-            if rank == 1 and step == 2:  # a level only rank 0 selected
-                losses['loss_a'] = losses['loss_a'] * 0
-            total, _ = gradnorm(losses, net.shared.parameters())
+            # at step 2, level a was selected on rank 0 only
+            zero = ('loss_a', ) if rank == 1 and step == 2 else ()
+            total = ddp(torch.randn(16, 4), zero)
             optimizer.zero_grad()
             total.backward()
             optimizer.step()
         weights = [torch.zeros(3) for _ in range(world_size)]
-        dist.all_gather(weights, gradnorm.weights.detach().clone())
+        dist.all_gather(weights, model.gradnorm.weights.detach().clone())
         assert torch.equal(weights[0], weights[1]), weights
         assert not torch.equal(weights[0], torch.ones(3))
     finally:
