@@ -5,6 +5,6 @@ from .pyramid import PyramidTap
 from .selectors import FixedSelector, UniformSelector
 
 __all__ = [
-    'PyramidDistiller', 'build_teacher', 'GradNorm', 'NormalizedMSELoss', 'PearsonLoss',
-    'PyramidTap', 'FixedSelector', 'UniformSelector'
+    'PyramidDistiller', 'build_teacher', 'GradNorm', 'NormalizedMSELoss',
+    'PearsonLoss', 'PyramidTap', 'FixedSelector', 'UniformSelector'
 ]

@@ -100,6 +100,13 @@ class PyramidDistiller(BaseModel):
             first), e.g. ``('p2', 'p3', 'p4', 'p5')``.
         distill_loss (dict): per-sample feature loss config.
         selector (dict): layer selector config, built with ``levels``.
+        loss_balancer (dict, optional): e.g. ``dict(type='GradNorm')``,
+            built with the level loss names; it reweights the level losses.
+        balance_layer (str, optional): the student's module whose
+            parameters the balancer takes gradient norms on; by default the
+            C5 lateral conv of an FPN (every P level passes through it) or
+            the first backbone stage (the deepest layer feeding every C
+            level).
         source (str): pyramid source, see :class:`PyramidTap`.
         probe_size (int): side of the dummy image used at build time to check
             that teacher and student levels line up and to size connectors.
@@ -114,6 +121,8 @@ class PyramidDistiller(BaseModel):
                  levels=('p2', 'p3', 'p4', 'p5'),
                  distill_loss=dict(type='PearsonLoss'),
                  selector=dict(type='UniformSelector'),
+                 loss_balancer=None,
+                 balance_layer=None,
                  source='auto',
                  probe_size=64,
                  data_preprocessor=None,
@@ -139,6 +148,16 @@ class PyramidDistiller(BaseModel):
         self.distill_loss = MODELS.build(distill_loss, default_args=own_scope)
         self.selector = MODELS.build(
             selector, default_args=dict(levels=self.levels, **own_scope))
+        self.balancer = None
+        if loss_balancer is not None:
+            self.balancer = MODELS.build(loss_balancer, default_args=dict(
+                names=[f'loss_distill_{n}' for n in self.levels],
+                **own_scope))
+            self.balance_layer = balance_layer or (
+                f'neck.lateral_convs.{len(student.neck.lateral_convs) - 1}'
+                if self.student_tap.source == 'neck' else
+                f'backbone.{student.backbone.res_layers[0]}')
+            student.get_submodule(self.balance_layer)  # fail early if wrong
         probe = torch.zeros(1, 3, probe_size, probe_size)
         self.connectors = self._build_connectors(probe)
         shared, prefix, own = self.teacher_tap.level_costs(
@@ -217,7 +236,26 @@ class PyramidDistiller(BaseModel):
             without[:, j] = False
             losses[f'cost_{name}'] = (cost - self.mask_cost(without)).mean()
         losses['distill_cost'] = cost.mean()
+        if self.balancer is not None:
+            losses.update(self._balance(losses, per_sample, mask))
         return losses
+
+    def _balance(self, losses, per_sample, mask):
+        """Reweight the level losses in place with the balancer.
+
+        The balancer sees each level's mean over the samples that selected it,
+        so its training-rate ratios do not depend on how often a level is
+        selected; levels no sample selected are absent (exact zero) and keep
+        their weight. The weighted ``loss_distill_<level>`` are what train.
+        """
+        counts = mask.sum(0).clamp_min(1)
+        means = {f'loss_distill_{n}': per_sample[:, j].sum() / counts[j]
+                 for j, n in enumerate(self.levels)}
+        params = self.student.get_submodule(self.balance_layer).parameters()
+        _, weights = self.balancer(means, params)
+        for name, weight in zip(means, weights.values()):
+            losses[name] = weight * losses[name]
+        return weights
 
     def distill(self, inputs, student_feats, mask):
         """Per-sample, per-level distillation losses; zero where unselected.

@@ -143,3 +143,29 @@ def test_teacher_weights_are_loaded(toy_teacher):
     saved = torch.load(toy_teacher[1])['state_dict']
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, saved[key])
+
+
+def test_gradnorm_reweights_the_level_losses(toy_teacher):
+    torch.manual_seed(0)
+    model = make(toy_teacher, student_channels=(2, 4, 8),
+                 loss_balancer=dict(type='GradNorm', lr=0.1))
+    assert model.balance_layer == 'backbone.layer1'
+    optim = torch.optim.SGD(model.student.parameters(), lr=0.01)
+    for step in range(5):
+        losses = model.loss(*batch(seed=step))
+        weights = torch.stack([losses[f'gradnorm_w_distill_{n}']
+                               for n in LEVELS])
+        optim.zero_grad()
+        model.parse_losses(losses)[0].backward()
+        optim.step()
+    assert weights.sum().item() == pytest.approx(3)
+    assert not torch.allclose(weights, torch.ones(3))  # the weights moved
+    # The weighted level losses are what trains.
+    inputs, labels = batch(seed=9)
+    losses = model.loss(inputs, labels)
+    with torch.no_grad(), model.student_tap.capture() as feats:
+        model.student.extract_feat(inputs)
+        raw = model.distill(inputs, feats, torch.ones(4, 3, dtype=torch.bool))
+    assert losses['loss_distill_c2'].item() == pytest.approx(
+        (losses['gradnorm_w_distill_c2'] * raw[:, 0].mean()).item(),
+        rel=1e-5)
