@@ -38,9 +38,9 @@ def read_scalars(work_dir):
         return [json.loads(line) for line in f]
 
 
-def run_stage(name, iters, force):
+def run_stage(name, iters, work_root, force):
     """Train one config unless a finished run exists; returns its record."""
-    work_dir = osp.join(ROOT, 'work_dirs', name)
+    work_dir = osp.join(work_root, name)
     record = osp.join(work_dir, 'demo_record.json')
     if not force and osp.exists(record):
         with open(record) as f:
@@ -52,6 +52,9 @@ def run_stage(name, iters, force):
            '--work-dir', work_dir, '--cfg-options', f'max_iters={iters}',
            f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
            f'default_hooks.checkpoint.interval={iters}']
+    if 'kd' in name:
+        cmd.append('model.teacher.checkpoint=' +
+                   osp.join(work_root, 'det_teacher', 'teacher.pth'))
     print(f'\n==> training {name} for {iters} iterations: {" ".join(cmd)}',
           flush=True)
     start = time.time()
@@ -86,14 +89,18 @@ def main():
                         help='retrain even where a finished run exists')
     parser.add_argument('--iters', type=int, default=600,
                         help='training iterations of every stage')
+    parser.add_argument('--work-root', default=osp.join(ROOT, 'work_dirs'),
+                        help='folder holding one work_dir per stage')
     args = parser.parse_args()
+    work_root = osp.abspath(args.work_root)
     start = time.time()
     rows = []
     for label, name in STAGES:
-        rows.append((label, run_stage(name, args.iters, args.force)))
+        rows.append((label, run_stage(name, args.iters, work_root,
+                                      args.force)))
         if name == 'det_teacher':
             # The KD configs read the teacher as plain weights.
-            work_dir = osp.join(ROOT, 'work_dirs', name)
+            work_dir = osp.join(work_root, name)
             extract(osp.join(work_dir, f'iter_{args.iters}.pth'),
                     osp.join(work_dir, 'teacher.pth'))
     report = (f'# Digits detection demo\n\n{table(rows)}\n\n'

@@ -15,8 +15,9 @@ from torch.distributions import Bernoulli
 
 from ..registry import MODELS
 
-# Input tokens of the recurrent decoder: the previous decision, or START.
-SKIP, SELECT, START = 0, 1, 2
+# Input token of the recurrent decoder at the first level; at the later ones
+# it is the previous decision (0 = skipped, 1 = selected).
+START = 2
 
 
 def _linear(in_dim, out_dim, gain=math.sqrt(2)):

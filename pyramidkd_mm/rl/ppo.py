@@ -82,8 +82,11 @@ class PPOTrainer:
             KL(old || new)), averaged over minibatches; and
             ``explained_variance`` of the returns by the rollout's values.
         """
-        adv_mean = buffer.advantages.mean()
-        adv_std = buffer.advantages.std()
+        advantages = buffer.advantages
+        adv_mean = advantages.mean()
+        # The std of a single transition is nan: leave it unscaled then.
+        adv_std = (advantages.std() if advantages.numel() > 1
+                   else advantages.new_tensor(1.0))
         totals = dict.fromkeys(('policy_loss', 'value_loss', 'entropy',
                                 'clip_fraction', 'approx_kl'), 0.0)
         num_minibatches = 0

@@ -55,7 +55,7 @@ def _train(gradnorm, net, steps, drop=(), zero=()):
 
 
 def test_registered_and_logs_every_weight():
-    gradnorm = MODELS.build(dict(type='GradNorm', names=NAMES))
+    gradnorm = MODELS.build(dict(type='pyramidkd_mm.GradNorm', names=NAMES))
     torch.manual_seed(0)
     log_vars = _train(gradnorm, _Net(), 1, drop=('loss_a', ))
     assert list(log_vars) == [
@@ -231,7 +231,7 @@ class _Balanced(nn.Module):
 
 
 def _ddp_worker(rank, world_size, init_file):
-    torch.set_num_threads(1)  # a forked OpenMP pool must stay unused
+    torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'file://{init_file}',
                             rank=rank, world_size=world_size)
     try:
@@ -257,8 +257,7 @@ def _ddp_worker(rank, world_size, init_file):
 
 def test_ddp_weights_identical_on_every_rank(tmp_path, monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
-    # fork where there is one: spawned workers would re-import torch and
-    # mmcv, which costs most of this file's time budget
-    method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
+    # spawn, not fork: a worker forked after other tests have started
+    # torch's OpenMP pool deadlocks in it
     mp.start_processes(_ddp_worker, args=(2, str(tmp_path / 'rendezvous')),
-                       nprocs=2, start_method=method)
+                       nprocs=2, start_method='spawn')

@@ -33,8 +33,8 @@ def test_state_dim_for():
 
 @pytest.mark.parametrize('recurrent', [False, True])
 def test_build_from_registry(recurrent):
-    policy = MODELS.build(dict(type='PolicyNetwork', state_dim=1542,
-                               recurrent=recurrent))
+    policy = MODELS.build(dict(type='pyramidkd_mm.PolicyNetwork',
+                               state_dim=1542, recurrent=recurrent))
     action, log_prob, value = policy.select_action(torch.randn(3, 1542))
     assert action.shape == (3, 4)
 

@@ -104,26 +104,36 @@ def test_state_dict_resumes_optimizer():
                                    loaded[key]['exp_avg'])
 
 
-def _distributed_worker(rank, init_file, results):
-    dist.init_process_group('gloo', init_method=f'file://{init_file}',
+def _distributed_worker(rank, tmp_dir):
+    dist.init_process_group('gloo', init_method=f'file://{tmp_dir}/init',
                             rank=rank, world_size=2)
     torch.manual_seed(rank)  # different weights and data on each rank
     policy = PolicyNetwork(STATE_DIM, num_levels=LEVELS, hidden_dim=16)
     trainer = PPOTrainer(policy, minibatch_size=16)
     trainer.update(fill_buffer(policy))
-    results[rank] = torch.nn.utils.parameters_to_vector(
-        policy.parameters()).detach()
+    torch.save(torch.nn.utils.parameters_to_vector(policy.parameters()),
+               f'{tmp_dir}/rank{rank}.pth')
     dist.destroy_process_group()
 
 
 def test_distributed_policies_stay_identical(tmp_path):
-    results = mp.Manager().dict()
-    mp.spawn(_distributed_worker, args=(str(tmp_path / 'init'), results),
-             nprocs=2)
-    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
+    # spawn, not fork: forked workers can deadlock in the OpenMP pool that
+    # the earlier tests started.
+    mp.spawn(_distributed_worker, args=(str(tmp_path),), nprocs=2)
+    rank0, rank1 = (torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1))
+    torch.testing.assert_close(rank0, rank1, rtol=0, atol=0)
 
 
-def test_cartpole_learns():
+@pytest.fixture
+def single_thread():
+    # Intra-op threads only slow tiny networks down, badly on a busy host.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_cartpole_learns(single_thread):
     spec = importlib.util.spec_from_file_location('ppo_cartpole',
                                                   CARTPOLE_SCRIPT)
     script = importlib.util.module_from_spec(spec)

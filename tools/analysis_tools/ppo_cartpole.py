@@ -25,18 +25,18 @@ OBS_DIM = 4
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--total-steps', type=int, default=100_000,
+    parser.add_argument('--total-steps', type=int, default=200_000,
                         help='environment steps over all envs')
     parser.add_argument('--num-envs', type=int, default=8)
-    parser.add_argument('--num-steps', type=int, default=128,
+    parser.add_argument('--num-steps', type=int, default=256,
                         help='steps per env per rollout')
     parser.add_argument('--lr', type=float, default=1e-3,
                         help='initial learning rate, annealed linearly to 0')
     parser.add_argument('--hidden-dim', type=int, default=64)
     parser.add_argument('--recurrent', action='store_true',
                         help='use the LSTM variant of the policy')
-    parser.add_argument('--epochs', type=int, default=4)
-    parser.add_argument('--minibatch-size', type=int, default=256)
+    parser.add_argument('--epochs', type=int, default=10)
+    parser.add_argument('--minibatch-size', type=int, default=512)
     parser.add_argument('--entropy-coef', type=float, default=0.01)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--eval-episodes', type=int, default=100)
@@ -55,8 +55,8 @@ def make_envs(num_envs):
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
-def train(total_steps=100_000, num_envs=8, num_steps=128, lr=1e-3,
-          hidden_dim=64, recurrent=False, epochs=4, minibatch_size=256,
+def train(total_steps=200_000, num_envs=8, num_steps=256, lr=1e-3,
+          hidden_dim=64, recurrent=False, epochs=10, minibatch_size=512,
           entropy_coef=0.01, seed=0, log=print):
     """Trains a CartPole policy with PPO.
 
@@ -95,7 +95,8 @@ def train(total_steps=100_000, num_envs=8, num_steps=128, lr=1e-3,
             cut = truncated & ~terminated
             if cut.any():
                 final = torch.as_tensor(np.stack(info['final_obs'][cut]))
-                reward[cut] += buffer.gamma * policy.select_action(final)[2].numpy()
+                final_value = policy.select_action(final)[2].numpy()
+                reward[cut] += buffer.gamma * final_value
             buffer.add(state, action, log_prob, value, reward, done)
             for env in np.flatnonzero(done):
                 curve.append((step, float(episode_return[env])))
@@ -136,6 +137,7 @@ def evaluate(policy, episodes=100, deterministic=True, seed=10_000):
 
 def main():
     args = parse_args()
+    torch.set_num_threads(1)  # threads only slow tiny networks down
     start = time.perf_counter()
     policy, curve = train(
         total_steps=args.total_steps, num_envs=args.num_envs,
