@@ -5,6 +5,7 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['pyramidkd_mm'], allow_failed_imports=False)
+randomness = dict(seed=0)  # reproducible runs on the embedded data
 
 data_root = 'data/digits/cls/'
 digits_data = dict(task='cls', root=data_root)

@@ -5,6 +5,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_20k.py'
 ]
 custom_imports = dict(imports=['pyramidkd_mm'], allow_failed_imports=False)
+randomness = dict(seed=0)  # reproducible runs on the embedded data
 
 data_root = 'data/digits/seg/'
 digits_data = dict(task='seg', root=data_root)
