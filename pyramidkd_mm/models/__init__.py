@@ -1,10 +1,12 @@
-from .distiller import PyramidDistiller, build_teacher
+from .distiller import PyramidDistiller
 from .gradnorm import GradNorm
 from .losses import NormalizedMSELoss, PearsonLoss
 from .pyramid import PyramidTap
-from .selectors import FixedSelector, UniformSelector
+from .selectors import FixedSelector, RLSelector, UniformSelector
+from .teacher import build_teacher
 
 __all__ = [
     'PyramidDistiller', 'build_teacher', 'GradNorm', 'NormalizedMSELoss',
-    'PearsonLoss', 'PyramidTap', 'FixedSelector', 'UniformSelector'
+    'PearsonLoss', 'PyramidTap', 'FixedSelector', 'RLSelector',
+    'UniformSelector'
 ]

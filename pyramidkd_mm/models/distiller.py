@@ -1,79 +1,12 @@
 """The pyramid distiller: a student trained with its own losses plus per-level
 feature distillation from a frozen teacher, on the levels a selector picks."""
-import os.path as osp
-
 import torch
-from mmengine.config import Config
-from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.model import BaseModel
-from mmengine.runner import load_state_dict
-from mmengine.runner.checkpoint import _load_checkpoint
-from mmengine.utils import get_installed_path
 from torch import nn
 
 from ..registry import MODELS
-from .pyramid import PyramidTap
-
-
-def resolve_config(path):
-    """Path of a config given as a file or as ``package::rel/path.py``.
-
-    The ``package::`` form (``mmdet::``, ``mmseg::``, ``mmpretrain::``,
-    ``pyramidkd_mm::``) points into the installed package's ``.mim/configs``
-    folder, as ``_base_`` entries do.
-    """
-    if '::' not in path:
-        return path
-    module, rel = path.split('::', 1)
-    try:
-        root = get_installed_path(MODULE2PACKAGE.get(module, module))
-    except Exception:  # noqa: BLE001 - one clear error for any lookup failure
-        raise ValueError(f'config {path!r}: package {module!r} is not '
-                         'installed (unknown scope)') from None
-    resolved = osp.join(root, '.mim', 'configs', rel)
-    if not osp.isfile(resolved):
-        raise FileNotFoundError(f'config {path!r} not found at {resolved}')
-    return resolved
-
-
-def build_teacher(config, checkpoint):
-    """Build the teacher from a config file and load its weights.
-
-    Args:
-        config (str): config path (``mmdet::...`` scopes work) whose
-            ``model`` is the teacher.
-        checkpoint (str | None): weights, a path or URL; ``None`` keeps a
-            randomly initialised teacher (tests and benchmarks only).
-    """
-    cfg = Config.fromfile(resolve_config(config))
-    model_cfg = cfg.model
-    model_cfg.setdefault('_scope_', cfg.get('default_scope'))
-    if cfg.get('data_preprocessor') is not None:  # as the Runner merges it
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    teacher = MODELS.build(model_cfg)
-    if checkpoint is None:
-        return teacher
-    if '://' not in checkpoint and not osp.isfile(checkpoint):
-        raise FileNotFoundError(
-            f'teacher checkpoint {checkpoint!r} does not exist; train the '
-            f'teacher with tools/train.py {config} or point '
-            'model.teacher.checkpoint at its weights')
-    state = _load_checkpoint(checkpoint, map_location='cpu')
-    state = state.get('state_dict', state)
-    expected = teacher.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected)
-                   if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f'teacher checkpoint {checkpoint} does not match the teacher '
-            f'config {config}: {len(missing)} missing keys '
-            f'{missing[:3]}, {len(unexpected)} unexpected keys '
-            f'{unexpected[:3]}, {len(wrong)} shape mismatches {wrong[:3]}')
-    load_state_dict(teacher, state, strict=True)
-    teacher._is_init = True  # the Runner's init_weights must not reset it
-    return teacher
+from .pyramid import Pyramid, PyramidTap
+from .teacher import build_teacher
 
 
 @MODELS.register_module()
@@ -146,8 +79,6 @@ class PyramidDistiller(BaseModel):
         self._check_normalization()
         own_scope = dict(_scope_='pyramidkd_mm')
         self.distill_loss = MODELS.build(distill_loss, default_args=own_scope)
-        self.selector = MODELS.build(
-            selector, default_args=dict(levels=self.levels, **own_scope))
         self.balancer = None
         if loss_balancer is not None:
             self.balancer = MODELS.build(loss_balancer, default_args=dict(
@@ -159,7 +90,16 @@ class PyramidDistiller(BaseModel):
                 f'backbone.{student.backbone.res_layers[0]}')
             student.get_submodule(self.balance_layer)  # fail early if wrong
         probe = torch.zeros(1, 3, probe_size, probe_size)
-        self.connectors = self._build_connectors(probe)
+        self.connectors, channels = self._build_connectors(probe)
+        self.selector = MODELS.build(selector, default_args=dict(
+            levels=self.levels, level_channels=channels[:len(self.levels)],
+            top_channels=channels.top, **own_scope))
+        # A learned selector is trained by its own optimiser (e.g. PPO, in
+        # sync on all ranks), not through the distillation loss: DDP must not
+        # wait for its gradients.
+        self._ddp_params_and_buffers_to_ignore = [
+            f'selector.{name}' for name, _ in self.selector.named_parameters()]
+        self._outcome = None  # the step a learning selector is rewarded on
         shared, prefix, own = self.teacher_tap.level_costs(
             probe, len(self.levels))
         self.register_buffer('cost_shared', torch.tensor(shared),
@@ -181,7 +121,12 @@ class PyramidDistiller(BaseModel):
                     'inputs')
 
     def _build_connectors(self, probe):
-        """Check that the pyramids line up; 1x1 convs where channels differ."""
+        """Check that the pyramids line up; 1x1 convs where channels differ.
+
+        Returns:
+            tuple[nn.ModuleDict, Pyramid]: the connectors and the student's
+            channels per pyramid level (``top``: deepest backbone output).
+        """
         shapes = {}
         for role, tap in (('student', self.student_tap),
                           ('teacher', self.teacher_tap)):
@@ -204,7 +149,9 @@ class PyramidDistiller(BaseModel):
                     f'{st}; the pyramids must have the same resolutions')
             connectors[name] = nn.Identity() if cs == ct else nn.Conv2d(
                 cs, ct, 1)
-        return connectors
+        channels = Pyramid(c for c, _ in shapes['student'])
+        channels.top = shapes['student'].top
+        return connectors, channels
 
     def train(self, mode=True):
         """Switch the student only: the teacher stays in eval mode."""
@@ -223,11 +170,14 @@ class PyramidDistiller(BaseModel):
     def loss(self, inputs, data_samples):
         with self.student_tap.capture() as student_feats:
             losses = self.student.loss(inputs, data_samples)
-        feats = student_feats[:len(self.levels)]
-        mask = self.selector(feats, data_samples).bool()
-        per_sample = self.distill(inputs, feats, mask)
+        mask = self.selector(student_feats, data_samples).bool()
+        per_sample, teacher_feats = self.distill(
+            inputs, student_feats[:len(self.levels)], mask)
         batch = mask.shape[0]
         cost = self.mask_cost(mask)
+        if self.selector.needs_outcome:
+            self._outcome = (inputs, mask, per_sample.detach(), cost,
+                             teacher_feats)
         for j, name in enumerate(self.levels):
             losses[f'loss_distill_{name}'] = per_sample[:, j].sum() / batch
             losses[f'sel_{name}'] = mask[:, j].float().mean()
@@ -257,19 +207,26 @@ class PyramidDistiller(BaseModel):
             losses[name] = weight * losses[name]
         return weights
 
-    def distill(self, inputs, student_feats, mask):
+    def distill(self, inputs, student_feats, mask, teacher_feats=None):
         """Per-sample, per-level distillation losses; zero where unselected.
 
+        Args:
+            teacher_feats (list, optional): the teacher pyramid an earlier
+                call with the same ``inputs`` and ``mask`` returned; reused
+                instead of running the teacher.
+
         Returns:
-            Tensor: (batch, levels) losses.
+            tuple[Tensor, list]: (batch, levels) losses and the teacher
+            pyramid of the samples with any selected level.
         """
         per_sample = student_feats[0].new_zeros(mask.shape)
         rows = mask.any(1).nonzero()[:, 0]
         if len(rows) == 0:
-            return per_sample
-        with torch.no_grad():
-            teacher_feats = self.teacher_tap.extract(inputs[rows],
-                                                     mask[rows].any(0))
+            return per_sample, []
+        if teacher_feats is None:
+            with torch.no_grad():
+                teacher_feats = self.teacher_tap.extract(inputs[rows],
+                                                         mask[rows].any(0))
         for j, name in enumerate(self.levels):
             sel = mask[rows, j].nonzero()[:, 0]
             if len(sel) == 0:
@@ -277,7 +234,35 @@ class PyramidDistiller(BaseModel):
             student = self.connectors[name](student_feats[j][rows[sel]])
             per_sample[rows[sel], j] = self.distill_loss(
                 student, teacher_feats[j][sel])
-        return per_sample
+        return per_sample, teacher_feats
+
+    @torch.no_grad()
+    def outcome(self):
+        """What the last training step's distillation achieved, for a
+        learning selector (see :class:`DistillationEnvironment`). Call it
+        after the optimiser step.
+
+        The student's pyramid is recomputed on the step's images (its
+        normalisation statistics are restored afterwards); the teacher's is
+        reused.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: (batch, levels) losses in the
+            training forward and now, and the (batch,) teacher cost used.
+        """
+        if self._outcome is None:
+            raise RuntimeError('outcome() needs a training step of a '
+                               'selector that asked for it')
+        inputs, mask, before, cost, teacher_feats = self._outcome
+        self._outcome = None
+        saved = {k: b.clone() for k, b in self.student.named_buffers()}
+        with self.student_tap.capture() as feats:
+            self.student.extract_feat(inputs)
+        for name, buf in self.student.named_buffers():
+            buf.copy_(saved[name])
+        after, _ = self.distill(inputs, feats[:len(self.levels)], mask,
+                                teacher_feats)
+        return before, after, cost
 
     def predict(self, inputs, data_samples=None):
         return self.student.predict(inputs, data_samples)

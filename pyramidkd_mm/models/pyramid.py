@@ -34,6 +34,12 @@ class _ExtractFeat(nn.Module):
         return self.model.extract_feat(inputs)
 
 
+class Pyramid(list):
+    """Captured pyramid levels, shallowest first, plus ``top``: the deepest
+    backbone output, the image's global context (C5 of a ResNet)."""
+    top = None
+
+
 class PyramidTap:
     """Access to the feature pyramid of an mmdet, mmseg or mmpretrain model.
 
@@ -73,7 +79,7 @@ class PyramidTap:
         with ExitStack() as stack:
             for i, module in enumerate(modules):
                 handle = module.register_forward_hook(
-                    lambda m, args, out, i=i: on_output(i, out))
+                    lambda m, args, out, i=i: on_output(i, args, out))
                 stack.callback(handle.remove)
             yield
 
@@ -82,15 +88,17 @@ class PyramidTap:
         """Collect the pyramid of whatever forward runs inside the block.
 
         Yields:
-            list: receives the pyramid's feature maps, shallowest first.
+            Pyramid: receives the pyramid's feature maps, shallowest first.
         """
-        feats = []
+        feats = Pyramid()
         if self.stages is None:
-            def on_output(i, out):
+            def on_output(i, args, out):
                 feats[:] = out
+                feats.top = args[0][-1]  # the neck's input: backbone outputs
         else:
-            def on_output(i, out):
+            def on_output(i, args, out):
                 feats.append(out)
+                feats.top = out
         with self._hooks([self.model.neck] if self.stages is None
                          else self.stages, on_output):
             yield feats
@@ -115,7 +123,7 @@ class PyramidTap:
         deepest = max(i for i, n in enumerate(needed) if n)
         feats = [None] * len(self.stages)
 
-        def on_output(i, out):
+        def on_output(i, args, out):
             feats[i] = out
             if i == deepest:
                 raise _StopForward
@@ -142,11 +150,14 @@ class PyramidTap:
                 convs[i] = conv
 
     def shapes(self, probe):
-        """Channels and strides of every pyramid level for a probe image."""
+        """Channels and strides of every pyramid level for a probe image;
+        ``top`` holds the channels of the deepest backbone output."""
         with torch.no_grad(), self.capture() as feats:
             self.model.extract_feat(probe)
         size = probe.shape[-1]
-        return [(f.shape[1], size // f.shape[-1]) for f in feats]
+        shapes = Pyramid((f.shape[1], size // f.shape[-1]) for f in feats)
+        shapes.top = feats.top.shape[1]
+        return shapes
 
     def level_costs(self, probe, num_levels):
         """Teacher FLOPs spent on distillation, split by what needs them.

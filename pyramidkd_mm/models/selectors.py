@@ -3,25 +3,39 @@
 A selector maps the student's pyramid of a batch to a boolean mask of shape
 (batch, levels). The distiller does no teacher, connector or loss work for
 pairs the mask switches off. The distiller builds its selector with its level
-names as ``levels``.
+names as ``levels`` and the student's channels as ``level_channels`` (per
+level) and ``top_channels`` (deepest backbone output).
 """
 import torch
 from torch import nn
 
 from ..registry import MODELS
+from ..rl import (DistillationEnvironment, PolicyNetwork, PPOTrainer,
+                  RolloutBuffer)
 
 
-@MODELS.register_module()
-class UniformSelector(nn.Module):
-    """Distill every level of every sample.
+class LevelSelector(nn.Module):
+    """Base of the selectors.
 
     Args:
         levels (Sequence[str]): the distiller's level names.
+        level_channels (Sequence[int], optional): student channels per level.
+        top_channels (int, optional): channels of the student's deepest
+            backbone output.
     """
 
-    def __init__(self, levels):
+    def __init__(self, levels, level_channels=None, top_channels=None):
         super().__init__()
         self.levels = tuple(levels)
+
+    @property
+    def needs_outcome(self):
+        """Whether the distiller must keep this step for :meth:`learn`."""
+        return False
+
+@MODELS.register_module()
+class UniformSelector(LevelSelector):
+    """Distill every level of every sample."""
 
     def forward(self, student_feats, data_samples):
         batch = student_feats[0].shape[0]
@@ -30,18 +44,17 @@ class UniformSelector(nn.Module):
 
 
 @MODELS.register_module()
-class FixedSelector(nn.Module):
+class FixedSelector(LevelSelector):
     """Distill one fixed subset of levels for all samples (NAS baselines).
 
     Args:
-        levels (Sequence[str]): the distiller's level names.
         mask (Sequence[int | bool] | Sequence[str]): one flag per level, or
             the names of the levels to distill.
+        **kwargs: see :class:`LevelSelector`.
     """
 
-    def __init__(self, levels, mask):
-        super().__init__()
-        self.levels = tuple(levels)
+    def __init__(self, mask, **kwargs):
+        super().__init__(**kwargs)
         if all(isinstance(m, str) for m in mask):
             unknown = set(mask) - set(self.levels)
             if unknown:
@@ -59,3 +72,118 @@ class FixedSelector(nn.Module):
 
     def forward(self, student_feats, data_samples):
         return self.flags.expand(student_feats[0].shape[0], -1)
+
+
+@MODELS.register_module()
+class RLSelector(LevelSelector):
+    """Per-sample selection by a policy that PPO trains during distillation.
+
+    ``DistillPhaseHook`` drives it: in phase 1 it selects every level; in
+    phases 2 and 3 it samples the policy's Bernoulli decisions, and after
+    each optimiser step the hook hands the measured outcome to :meth:`learn`
+    (reward, see :class:`DistillationEnvironment`); every ``rollout_iters``
+    iterations PPO updates the policy on the collected episodes. Outside
+    training it acts deterministically (levels with probability > 0.5).
+
+    The policy, the environment's running statistics, the PPO optimiser and
+    the partly filled rollout are in the module's state dict, so Runner
+    checkpoints resume them. The policy is trained by PPO alone, never by
+    the Runner's optimiser (its gradients are left unset).
+
+    Args:
+        policy (dict): :class:`PolicyNetwork` options besides the sizes
+            (``hidden_dim``, ``recurrent``).
+        env (dict): :class:`DistillationEnvironment` options (``budget``,
+            ``lam``, ``momentum``).
+        ppo (dict): :class:`PPOTrainer` options.
+        rollout_iters (int): training iterations per PPO update; a rollout
+            holds ``rollout_iters`` x batch size episodes per rank.
+        **kwargs: see :class:`LevelSelector`.
+    """
+
+    def __init__(self, policy=dict(), env=dict(), ppo=dict(minibatch_size=32),
+                 rollout_iters=8, **kwargs):
+        super().__init__(**kwargs)
+        level_channels = kwargs['level_channels']
+        self.policy = MODELS.build({
+            'type': 'pyramidkd_mm.PolicyNetwork', **policy,
+            'state_dim': PolicyNetwork.state_dim_for(kwargs['top_channels'],
+                                                     level_channels),
+            'num_levels': len(self.levels)})
+        self.env = DistillationEnvironment(len(self.levels), **env)
+        self.trainer = PPOTrainer(self.policy, **ppo)
+        self.rollout_iters = rollout_iters
+        self.buffer = None  # sized by the first batch
+        self.uniform = False  # phase 1
+        self._pending = None  # the decision awaiting its outcome
+
+    @property
+    def needs_outcome(self):
+        return self._pending is not None
+
+    def forward(self, student_feats, data_samples):
+        batch = student_feats[0].shape[0]
+        if self.training and self.uniform:
+            return torch.ones(batch, len(self.levels), dtype=torch.bool,
+                              device=student_feats[0].device)
+        if self._pending is not None:
+            raise RuntimeError(
+                'RLSelector: the previous decision got no outcome; add '
+                "dict(type='pyramidkd_mm.DistillPhaseHook') to custom_hooks")
+        states = self.env.reset(student_feats.top,
+                                student_feats[:len(self.levels)])
+        action, log_prob, value = self.policy.select_action(
+            states, deterministic=not self.training)
+        if self.training:
+            self._pending = (states, action, log_prob, value)
+        return action.bool()
+
+    def learn(self, loss_before, loss_after, cost):
+        """Rewards the pending decision and updates the policy when a rollout
+        is complete.
+
+        Args:
+            loss_before, loss_after (Tensor): (B, L) per-sample level losses
+                in the training forward and after the optimiser step.
+            cost (Tensor): (B,) teacher compute used per sample.
+
+        Returns:
+            dict[str, float]: ``reward``, ``gain`` and ``cost_saved`` means,
+            plus the PPO diagnostics when the policy was updated.
+        """
+        states, action, log_prob, value = self._pending
+        self._pending = None
+        rewards, dones, info = self.env.step(action, loss_before, loss_after,
+                                             cost)
+        if self.buffer is None or self.buffer.device != states.device:
+            buffer = RolloutBuffer(self.rollout_iters, len(rewards),
+                                   states.shape[1], len(self.levels),
+                                   device=states.device)
+            if self.buffer is not None:  # resumed on another device
+                buffer.load_state_dict(self.buffer.state_dict())
+            self.buffer = buffer
+        self.buffer.add(states, action, log_prob, value, rewards, dones)
+        stats = dict(reward=rewards.mean().item(),
+                     gain=info['gain'].mean().item(),
+                     cost_saved=info['cost_saved'].mean().item())
+        if self.buffer.full:
+            # Every episode ended, so nothing is bootstrapped.
+            self.buffer.compute_returns_and_advantages(torch.zeros_like(value))
+            stats.update(self.trainer.update(self.buffer))
+            self.buffer.reset()
+        return stats
+
+    def get_extra_state(self):
+        return dict(ppo=self.trainer.state_dict(),
+                    buffer=None if self.buffer is None
+                    else self.buffer.state_dict())
+
+    def set_extra_state(self, state):
+        self.trainer.load_state_dict(state['ppo'])
+        saved = state['buffer']
+        if saved is not None:
+            num_steps, batch, state_dim = saved['states'].shape
+            self.buffer = RolloutBuffer(num_steps, batch, state_dim,
+                                        len(self.levels),
+                                        device=saved['states'].device)
+            self.buffer.load_state_dict(saved)

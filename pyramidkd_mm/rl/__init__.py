@@ -1,5 +1,8 @@
+from .environment import DistillationEnvironment
 from .policy import PolicyNetwork
 from .ppo import PPOTrainer
 from .rollout_buffer import RolloutBuffer
 
-__all__ = ['PolicyNetwork', 'PPOTrainer', 'RolloutBuffer']
+__all__ = [
+    'DistillationEnvironment', 'PolicyNetwork', 'PPOTrainer', 'RolloutBuffer'
+]

@@ -12,10 +12,11 @@ where ``ratio = pi(a|s) / pi_old(a|s)``.
 
 Distributed use: every rank collects its own rollouts into its own buffer
 and calls :meth:`PPOTrainer.update` on it. When ``torch.distributed`` is
-initialised with more than one process, the trainer broadcasts rank 0's
-policy weights at construction and averages the gradients over ranks before
-each optimiser step (:meth:`PPOTrainer.all_reduce_gradients`), so the
-policies stay identical on all ranks. All ranks must therefore run the same
+initialised with more than one process, call :meth:`PPOTrainer.sync_policy`
+once the policy is on its device (it broadcasts rank 0's weights); the
+trainer averages the gradients over ranks before each optimiser step
+(:meth:`PPOTrainer.all_reduce_gradients`), so the policies stay identical on
+all ranks. All ranks must therefore run the same
 number of minibatches per update (same buffer and minibatch sizes). Do not
 also wrap the policy in DDP, or the gradients are averaged twice.
 """
@@ -65,8 +66,11 @@ class PPOTrainer:
         self.normalize_advantages = normalize_advantages
         self.optimizer = optimizer or torch.optim.Adam(
             policy.parameters(), lr=lr, eps=1e-5)
+
+    def sync_policy(self):
+        """Broadcasts rank 0's policy weights; a no-op on a single process."""
         if _world_size() > 1:
-            for param in policy.parameters():
+            for param in self.policy.parameters():
                 dist.broadcast(param.data, src=0)
 
     def update(self, buffer):
@@ -96,6 +100,9 @@ class PPOTrainer:
                 for key, value in stats.items():
                     totals[key] += value
                 num_minibatches += 1
+        # No stale gradients: an optimiser that also holds the policy (the
+        # Runner's, when the policy lives in the model) must skip it.
+        self.optimizer.zero_grad(set_to_none=True)
         metrics = {k: v / num_minibatches for k, v in totals.items()}
         metrics['explained_variance'] = _explained_variance(
             buffer.values, buffer.returns)

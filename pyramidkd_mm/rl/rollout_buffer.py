@@ -70,6 +70,17 @@ class RolloutBuffer:
                 data, dtype=torch.float32, device=self.device)
         self.pos += 1
 
+    def state_dict(self):
+        """The stored transitions and the fill position, for resuming."""
+        state = {name: getattr(self, name) for name in FIELDS}
+        state['pos'] = self.pos
+        return state
+
+    def load_state_dict(self, state_dict):
+        for name in FIELDS:
+            getattr(self, name).copy_(state_dict[name])
+        self.pos = state_dict['pos']
+
     def compute_returns_and_advantages(self, last_value):
         """Fills ``advantages`` with GAE and ``returns`` with advantages +
         values, walking backwards from the bootstrap value.

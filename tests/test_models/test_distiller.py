@@ -165,7 +165,8 @@ def test_gradnorm_reweights_the_level_losses(toy_teacher):
     losses = model.loss(inputs, labels)
     with torch.no_grad(), model.student_tap.capture() as feats:
         model.student.extract_feat(inputs)
-        raw = model.distill(inputs, feats, torch.ones(4, 3, dtype=torch.bool))
+        raw, _ = model.distill(inputs, feats,
+                               torch.ones(4, 3, dtype=torch.bool))
     assert losses['loss_distill_c2'].item() == pytest.approx(
         (losses['gradnorm_w_distill_c2'] * raw[:, 0].mean()).item(),
         rel=1e-5)

@@ -110,6 +110,7 @@ def _distributed_worker(rank, tmp_dir):
     torch.manual_seed(rank)  # different weights and data on each rank
     policy = PolicyNetwork(STATE_DIM, num_levels=LEVELS, hidden_dim=16)
     trainer = PPOTrainer(policy, minibatch_size=16)
+    trainer.sync_policy()
     trainer.update(fill_buffer(policy))
     torch.save(torch.nn.utils.parameters_to_vector(policy.parameters()),
                f'{tmp_dir}/rank{rank}.pth')

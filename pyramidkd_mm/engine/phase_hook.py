@@ -1,0 +1,122 @@
+"""The training phases of RL-PyramidKD, driven from the Runner."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from ..models import RLSelector
+from ..registry import HOOKS
+
+# Phase 4 (meta-learning of the policy) will extend this tuple and
+# ``_enter``; the milestones then take a third boundary.
+PHASES = ('uniform', 'policy', 'joint')
+
+
+@HOOKS.register_module()
+class DistillPhaseHook(Hook):
+    """Switches a :class:`PyramidDistiller` with an :class:`RLSelector`
+    through the training phases and trains its policy.
+
+    1. ``uniform``: every level of every sample is distilled (warm-up of the
+       student and the connectors).
+    2. ``policy``: the policy selects levels and learns; the student's
+       ``freeze`` module (its backbone) does not train.
+    3. ``joint``: policy and the whole student learn together.
+
+    In phases 2 and 3, after every optimiser step the hook measures the
+    step's outcome (:meth:`PyramidDistiller.outcome`) and passes it to
+    :meth:`RLSelector.learn`, which updates the policy with PPO every
+    ``rollout_iters`` iterations. Rewards, selection statistics and the PPO
+    diagnostics go to the logger and the visualizer as ``rl_*`` scalars.
+
+    The phase follows from the iteration (or epoch), so a resumed run
+    continues in its phase; the checkpoint records the phase too, and a
+    mismatch with the config's milestones is reported on resume.
+
+    Args:
+        milestones (Sequence[int]): where phases 2 and 3 begin, in
+            iterations (or epochs with ``by_epoch``).
+        by_epoch (bool): milestones count epochs. Default: False.
+        freeze (str): the student's module frozen in phase 2.
+    """
+
+    priority = 'NORMAL'  # before CheckpointHook saves the iteration's state
+
+    def __init__(self, milestones, by_epoch=False, freeze='backbone'):
+        if len(milestones) != len(PHASES) - 1 or list(milestones) != sorted(
+                milestones):
+            raise ValueError(
+                f'milestones {list(milestones)} must be {len(PHASES) - 1} '
+                f'increasing boundaries, where phases {PHASES[1:]} begin')
+        self.milestones = list(milestones)
+        self.by_epoch = by_epoch
+        self.freeze = freeze
+        self.phase = None
+        self._loaded_phase = None
+        self._frozen = []
+
+    @staticmethod
+    def _distiller(runner):
+        model = runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    def phase_at(self, runner):
+        """The phase the run is in at its current iteration (or epoch)."""
+        now = runner.epoch if self.by_epoch else runner.iter
+        return PHASES[sum(now >= m for m in self.milestones)]
+
+    def before_run(self, runner):
+        model = self._distiller(runner)
+        if not isinstance(getattr(model, 'selector', None), RLSelector):
+            raise TypeError(
+                'DistillPhaseHook needs a PyramidDistiller whose selector is '
+                f"dict(type='RLSelector'); got {type(model).__name__} with "
+                f"{type(getattr(model, 'selector', None)).__name__}")
+        model.student.get_submodule(self.freeze)  # fail early if wrong
+
+    def before_train(self, runner):
+        self._distiller(runner).selector.trainer.sync_policy()
+        phase = self.phase_at(runner)
+        if self._loaded_phase not in (None, phase):
+            runner.logger.warning(
+                f'the checkpoint was saved in phase {self._loaded_phase!r} '
+                f'but the milestones {self.milestones} put iteration '
+                f'{runner.iter} in phase {phase!r}; continuing in {phase!r}')
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        phase = self.phase_at(runner)
+        if phase != self.phase:
+            self._enter(runner, phase)
+        runner.message_hub.update_scalar('train/rl_phase',
+                                         PHASES.index(phase) + 1)
+
+    def _enter(self, runner, phase):
+        model = self._distiller(runner)
+        model.selector.uniform = phase == 'uniform'
+        frozen_module = model.student.get_submodule(self.freeze)
+        if phase == 'policy':
+            # Only what trains now: stages a config freezes stay frozen.
+            self._frozen = [p for p in frozen_module.parameters()
+                            if p.requires_grad]
+            for param in self._frozen:
+                param.requires_grad_(False)
+        else:
+            for param in self._frozen:
+                param.requires_grad_(True)
+            self._frozen = []
+        runner.logger.info(f'distillation phase {phase!r} from iteration '
+                           f'{runner.iter} (epoch {runner.epoch})')
+        self.phase = phase
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if self.phase == 'uniform':
+            return
+        model = self._distiller(runner)
+        stats = model.selector.learn(*model.outcome())
+        for key, value in stats.items():
+            runner.message_hub.update_scalar(f'train/rl_{key}', value)
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        checkpoint['distill_phase'] = self.phase
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        self._loaded_phase = checkpoint.get('distill_phase')

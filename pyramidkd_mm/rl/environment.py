@@ -1,0 +1,143 @@
+"""The distillation MDP: which pyramid levels of a sample to distill.
+
+An episode is one training sample. The policy makes the sample's level
+decisions in sequence (the recurrent policy conditions each on the earlier
+ones) and the episode ends with the last level, so for PPO an episode is a
+single transition whose action holds one flag per level, and its advantage is
+``reward - value``. The environment is batched: one :meth:`step` scores every
+sample of a training iteration.
+
+The dynamics are the student's training step, which the Runner performs
+between :meth:`reset` (state, before the step) and :meth:`step` (the measured
+outcome, after it). The reward of sample ``i`` is
+
+    r_i = sum_{l selected} (L_il(before) - L_il(after)) / scale_l
+          + lam * (budget - cost_i)
+
+``L_il(before)`` is the level's distillation loss in the training forward,
+``L_il(after)`` the same loss recomputed right after the optimiser step with
+the updated student on the same images and the same (cached) teacher
+features, so the first term is the real improvement that distilling bought
+in this step, at the price of one no-grad student feature pass and no
+teacher work. ``scale_l`` is the running mean of level ``l``'s loss, which
+makes the gains relative and comparable across levels. ``cost_i`` is the
+teacher compute the sample used as a fraction of distilling every level, so
+the second term pays ``lam`` per unit of compute left under the budget and
+charges it when over.
+
+Running statistics (loss, selection rate per level, cost used) are averaged
+over all ranks before they are updated, so states agree across DDP ranks.
+"""
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+
+def _global_mean(total, count):
+    """Sums ``total`` and ``count`` over ranks; returns total / count."""
+    if dist.is_available() and dist.is_initialized():
+        packed = torch.cat([total.flatten(), count.flatten()])
+        dist.all_reduce(packed)
+        total, count = packed[:total.numel()], packed[total.numel():]
+    return total / count.clamp_min(1)
+
+
+class DistillationEnvironment(nn.Module):
+    """Batched per-sample level-selection environment.
+
+    The state of a sample is the concatenation of: its pooled global feature
+    (the student's deepest backbone output), its pooled student pyramid
+    levels, the current distillation loss (running mean per selected level),
+    the levels selected so far in training (running selection rate per
+    level) and the budget remaining (``budget`` minus the running cost).
+    Each pooled feature block is layer-normalised, so the policy sees
+    feature patterns, not their scale. The size is
+    :meth:`PolicyNetwork.state_dim_for` of the channels.
+
+    Args:
+        num_levels (int): number of pyramid levels L.
+        budget (float): target teacher compute per sample, as a fraction of
+            distilling every level.
+        lam (float): reward per unit of compute saved below the budget.
+        momentum (float): weight of the past in the running statistics.
+    """
+
+    def __init__(self, num_levels, budget=0.5, lam=0.1, momentum=0.9):
+        super().__init__()
+        if not 0 < budget <= 1:
+            raise ValueError(f'budget {budget} must be in (0, 1]: a fraction'
+                             ' of the compute of distilling every level')
+        self.num_levels = num_levels
+        self.budget = budget
+        self.lam = lam
+        self.momentum = momentum
+        self.register_buffer('loss_mean', torch.zeros(1))
+        self.register_buffer('level_scale', torch.ones(num_levels))
+        self.register_buffer('select_rate', torch.ones(num_levels))
+        self.register_buffer('cost_mean', torch.ones(1))
+        self.register_buffer('steps', torch.zeros((), dtype=torch.long))
+
+    def reset(self, top, levels):
+        """States of a batch of new episodes.
+
+        Args:
+            top (Tensor): (B, G, H, W) deepest backbone output.
+            levels (Sequence[Tensor]): the L student pyramid levels.
+
+        Returns:
+            Tensor: (B, state_dim) states.
+        """
+        pooled = [F.layer_norm(f.detach().mean((2, 3)), f.shape[1:2])
+                  for f in (top, *levels)]
+        batch = top.shape[0]
+        stats = torch.cat([self.loss_mean, self.select_rate,
+                           self.budget - self.cost_mean]).to(top.dtype)
+        return torch.cat(pooled + [stats.expand(batch, -1)], dim=1)
+
+    @torch.no_grad()
+    def step(self, actions, loss_before, loss_after, cost):
+        """Scores the episodes of :meth:`reset` once the student stepped.
+
+        Args:
+            actions (Tensor): (B, L) selected levels (0/1).
+            loss_before (Tensor): (B, L) distillation losses in the training
+                forward (zero where not selected).
+            loss_after (Tensor): (B, L) the same after the optimiser step.
+            cost (Tensor): (B,) teacher compute used, see
+                :meth:`PyramidDistiller.mask_cost`.
+
+        Returns:
+            tuple[Tensor, Tensor, dict]: rewards (B,), dones (B,) (all ones:
+            every episode ends here) and ``info`` with ``selected`` (B, L),
+            ``distill_loss`` (B,), ``gain`` (B,), ``cost_used`` and
+            ``cost_saved`` (B,).
+        """
+        selected = actions.float()
+        first = self.steps.item() == 0
+        level_mean = _global_mean(loss_before.sum(0), selected.sum(0))
+        seen = _global_mean(selected.sum(0), torch.ones_like(level_mean)) > 0
+        if first:  # level scales start at the first observed losses
+            self.level_scale[seen] = level_mean[seen].clamp_min(1e-6)
+        gain = ((loss_before - loss_after) * selected
+                / self.level_scale).sum(1)
+        rewards = gain + self.lam * (self.budget - cost)
+        self._update(level_mean, seen, selected, cost, first)
+        info = dict(selected=actions.bool(), distill_loss=loss_before.sum(1),
+                    gain=gain, cost_used=cost, cost_saved=1 - cost)
+        return rewards, torch.ones_like(rewards), info
+
+    def _update(self, level_mean, seen, selected, cost, first):
+        """Moves the running statistics towards this step's (global)
+        values; levels no rank selected keep their loss scale."""
+        m = 0.0 if first else self.momentum
+        batch = selected.new_tensor([selected.shape[0]])
+        stats = torch.cat([selected.sum(0), cost.sum().view(1)])
+        stats = _global_mean(stats, batch)
+        self.select_rate.mul_(m).add_((1 - m) * stats[:-1])
+        self.cost_mean.mul_(m).add_((1 - m) * stats[-1:])
+        scale = torch.where(seen, level_mean, self.level_scale)
+        self.level_scale.mul_(m).add_((1 - m) * scale.clamp_min(1e-6))
+        loss = level_mean[seen].mean() if seen.any() else self.loss_mean[0]
+        self.loss_mean.mul_(m).add_((1 - m) * loss)
+        self.steps += 1

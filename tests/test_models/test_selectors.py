@@ -1,0 +1,120 @@
+"""RLSelector inside the toy distiller: modes, outcome, PPO, state."""
+import pytest
+import torch
+
+from test_distiller import LEVELS, batch, make
+
+RL = dict(type='RLSelector', policy=dict(hidden_dim=16), rollout_iters=2,
+          ppo=dict(minibatch_size=4, lr=1e-2))
+
+
+def rl_model(toy_teacher):
+    torch.manual_seed(0)
+    return make(toy_teacher, selector=RL).train()
+
+
+def step(model, optimizer, seed):
+    """One training step and the selector's update, as the hook runs it."""
+    losses = model.loss(*batch(seed=seed))
+    optimizer.zero_grad()
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    optimizer.step()
+    return losses, model.selector.learn(*model.outcome())
+
+
+def student_optimizer(model):
+    return torch.optim.SGD(model.parameters(), lr=0.5)
+
+
+def test_policy_sized_from_the_student(toy_teacher):
+    model = rl_model(toy_teacher)
+    # top 16 + levels 4 + 8 + 16 + loss 1 + selected 3 + budget 1
+    assert model.selector.policy.state_dim == 16 + 28 + 5
+    assert model.selector.policy.num_levels == len(LEVELS)
+    ignored = set(model._ddp_params_and_buffers_to_ignore)
+    assert ignored == {f'selector.{n}' for n, _ in
+                       model.selector.named_parameters()}
+    assert 'selector.policy.encoder.0.weight' in ignored
+
+
+def test_uniform_phase_selects_everything_and_waits_for_nothing(
+        toy_teacher):
+    model = rl_model(toy_teacher)
+    model.selector.uniform = True
+    losses = model.loss(*batch())
+    assert losses['distill_cost'].item() == pytest.approx(1.0)
+    assert not model.selector.needs_outcome and model._outcome is None
+
+
+def test_learning_needs_the_outcome_of_each_step(toy_teacher):
+    model = rl_model(toy_teacher)
+    model.loss(*batch())
+    assert model.selector.needs_outcome
+    with pytest.raises(RuntimeError, match='DistillPhaseHook'):
+        model.loss(*batch())
+
+
+def test_eval_is_deterministic_and_records_nothing(toy_teacher):
+    model = rl_model(toy_teacher).eval()
+    feats = model.student_tap
+    inputs, _ = batch()
+    with torch.no_grad(), feats.capture() as pyramid:
+        model.student.extract_feat(inputs)
+    masks = [model.selector(pyramid, None) for _ in range(3)]
+    assert all(torch.equal(masks[0], m) for m in masks)
+    assert not model.selector.needs_outcome
+
+
+def test_outcome_measures_the_step_on_the_selected_pairs(toy_teacher):
+    model = rl_model(toy_teacher)
+    optimizer = student_optimizer(model)
+    losses = model.loss(*batch())
+    optimizer.zero_grad()
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    optimizer.step()
+    mask = model._outcome[1]
+    before, after, cost = model.outcome()
+    assert torch.equal(before != 0, mask) and torch.equal(after != 0, mask)
+    # the student stepped towards the teacher on the distilled pairs
+    assert (after[mask] < before[mask]).float().mean() > 0.5
+    torch.testing.assert_close(cost, model.mask_cost(mask))
+    assert model._outcome is None
+
+
+def test_rollouts_update_the_policy_and_leave_no_gradients(toy_teacher):
+    model = rl_model(toy_teacher)
+    optimizer = student_optimizer(model)
+    policy = model.selector.policy
+    start = torch.nn.utils.parameters_to_vector(policy.parameters()).clone()
+    _, first = step(model, optimizer, seed=1)
+    assert {'reward', 'gain', 'cost_saved'} == set(first)
+    assert model.selector.buffer.pos == 1
+    _, second = step(model, optimizer, seed=2)  # rollout complete: PPO
+    assert {'policy_loss', 'value_loss', 'entropy', 'clip_fraction',
+            'approx_kl', 'explained_variance'} <= set(second)
+    assert model.selector.buffer.pos == 0
+    moved = torch.nn.utils.parameters_to_vector(policy.parameters())
+    assert not torch.allclose(start, moved)
+    # the student's optimiser holds the policy too but must skip it
+    assert all(p.grad is None for p in policy.parameters())
+
+
+def test_state_dict_carries_policy_ppo_and_rollout(toy_teacher):
+    model = rl_model(toy_teacher)
+    optimizer = student_optimizer(model)
+    for seed in range(3):  # one PPO update, then half a rollout
+        step(model, optimizer, seed)
+    state = model.state_dict()
+    resumed = rl_model(toy_teacher)
+    resumed.load_state_dict(state)
+    assert resumed.selector.buffer.pos == 1
+    torch.testing.assert_close(resumed.selector.buffer.states,
+                               model.selector.buffer.states)
+    torch.testing.assert_close(resumed.selector.env.select_rate,
+                               model.selector.env.select_rate)
+    saved = model.selector.trainer.optimizer.state_dict()['state']
+    loaded = resumed.selector.trainer.optimizer.state_dict()['state']
+    assert saved.keys() == loaded.keys() and saved
+    for key in saved:
+        torch.testing.assert_close(loaded[key]['exp_avg'],
+                                   saved[key]['exp_avg'])

@@ -1,0 +1,57 @@
+"""DistillationEnvironment: states and the reward, computed by hand."""
+import pytest
+import torch
+
+from pyramidkd_mm.rl import DistillationEnvironment, PolicyNetwork
+
+
+def test_state_layout_and_size():
+    env = DistillationEnvironment(num_levels=3, budget=0.4)
+    top = torch.randn(2, 16, 2, 2)
+    levels = [torch.randn(2, c, 4, 4) for c in (4, 8, 8)]
+    states = env.reset(top, levels)
+    assert states.shape == (2, PolicyNetwork.state_dim_for(16, [4, 8, 8]))
+    # Pooled blocks are layer-normalised; the last five entries are the
+    # loss, the selection rate per level and the budget remaining.
+    assert states[:, :16].mean().abs() < 1e-5
+    torch.testing.assert_close(states[0, -5:],
+                               torch.tensor([0., 1., 1., 1., 0.4 - 1.]))
+
+
+def test_reward_is_relative_gain_plus_budget_saved():
+    env = DistillationEnvironment(num_levels=2, budget=0.5, lam=0.2)
+    actions = torch.tensor([[1., 0.], [1., 1.]])
+    before = torch.tensor([[2., 0.], [4., 1.]])
+    after = torch.tensor([[1.5, 0.], [3., 1.1]])
+    cost = torch.tensor([0.3, 1.0])
+    rewards, dones, info = env.step(actions, before, after, cost)
+    # first step: the level scales are the mean losses of the selecting
+    # samples, (2 + 4) / 2 = 3 and 1
+    expected = torch.tensor([0.5 / 3 + 0.2 * 0.2,
+                             1.0 / 3 - 0.1 / 1 + 0.2 * -0.5])
+    torch.testing.assert_close(rewards, expected)
+    assert dones.tolist() == [1., 1.]
+    assert info['selected'].tolist() == [[True, False], [True, True]]
+    torch.testing.assert_close(info['cost_saved'], torch.tensor([0.7, 0.]))
+    torch.testing.assert_close(info['distill_loss'], torch.tensor([2., 5.]))
+
+
+def test_running_statistics_follow_the_steps():
+    env = DistillationEnvironment(num_levels=2, budget=0.5, momentum=0.5)
+    actions = torch.tensor([[1., 0.], [1., 0.]])
+    losses = torch.tensor([[2., 0.], [2., 0.]])
+    for _ in range(2):
+        env.step(actions, losses, losses, torch.tensor([0.2, 0.2]))
+    torch.testing.assert_close(env.select_rate, torch.tensor([1., 0.]))
+    torch.testing.assert_close(env.cost_mean, torch.tensor([0.2]))
+    # the unselected level keeps its scale; the selected one tracks its loss
+    torch.testing.assert_close(env.level_scale, torch.tensor([2., 1.]))
+    states = env.reset(torch.randn(1, 4, 1, 1),
+                       [torch.randn(1, 4, 1, 1)] * 2)
+    torch.testing.assert_close(states[0, -4:],
+                               torch.tensor([2., 1., 0., 0.3]))
+
+
+def test_budget_must_be_a_fraction():
+    with pytest.raises(ValueError, match='budget'):
+        DistillationEnvironment(num_levels=2, budget=2)
