@@ -1,3 +1,17 @@
-# RL-PyramidKD on ADE20K (DeepLabV3+ R101 -> R50). The RL selector comes with
-# issue #3; until then this runs the uniform selector with the final wiring.
+# RL-PyramidKD on ADE20K (DeepLabV3+ R101 -> R50): uniform_kd_ade20k.py with
+# a per-sample policy choosing the backbone stages under half the teacher's
+# compute. Phases: uniform to 20k, policy learning to 60k, joint to 80k. The
+# levels are backbone stages, so phase 2 freezes nothing (see
+# DistillPhaseHook).
 _base_ = ['./uniform_kd_ade20k.py']
+
+model = dict(selector=dict(
+    _delete_=True, type='RLSelector', policy=dict(hidden_dim=256),
+    env=dict(budget=0.5, lam=0.1), rollout_iters=8))
+custom_hooks = [
+    dict(type='pyramidkd_mm.DistillPhaseHook', milestones=[20000, 60000],
+         freeze=None)
+]
+randomness = dict(diff_rank_seed=True)  # each rank samples its own choices
+visualizer = dict(vis_backends=[
+    dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])

@@ -1,4 +1,16 @@
-# RL-PyramidKD on COCO (R101-FPN -> R50-FPN). The per-sample RL selector and
-# its phase hook come with issue #3; until then this runs the uniform selector
-# with the final data pipeline, schedule and teacher wiring.
+# RL-PyramidKD on COCO (R101-FPN -> R50-FPN): uniform_kd_coco.py with a
+# per-sample policy choosing the FPN levels under half the teacher's pyramid
+# compute. Phases: uniform warm-up (epochs 1-3), policy learning with the
+# student backbone frozen (4-9), joint fine-tuning (10-12).
 _base_ = ['./uniform_kd_coco.py']
+
+model = dict(selector=dict(
+    _delete_=True, type='RLSelector', policy=dict(hidden_dim=256),
+    env=dict(budget=0.5, lam=0.1), rollout_iters=8))
+custom_hooks = [
+    dict(type='pyramidkd_mm.DistillPhaseHook', milestones=[3, 9],
+         by_epoch=True)
+]
+randomness = dict(diff_rank_seed=True)  # each rank samples its own choices
+visualizer = dict(vis_backends=[
+    dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])

@@ -1,4 +1,17 @@
-# RL-PyramidKD on ImageNet (ResNet-101 -> ResNet-50). The RL selector comes
-# with issue #3; until then this runs the uniform selector with the final
-# wiring.
+# RL-PyramidKD on ImageNet (ResNet-101 -> ResNet-50): uniform_kd_imagenet.py
+# with a per-sample policy choosing the backbone stages under half the
+# teacher's compute. Phases: uniform to epoch 25, policy learning to 75,
+# joint to 100. The levels are backbone stages, so phase 2 freezes nothing
+# (see DistillPhaseHook).
 _base_ = ['./uniform_kd_imagenet.py']
+
+model = dict(selector=dict(
+    _delete_=True, type='RLSelector', policy=dict(hidden_dim=256),
+    env=dict(budget=0.5, lam=0.1), rollout_iters=8))
+custom_hooks = [
+    dict(type='pyramidkd_mm.DistillPhaseHook', milestones=[25, 75],
+         by_epoch=True, freeze=None)
+]
+randomness = dict(diff_rank_seed=True)  # each rank samples its own choices
+visualizer = dict(vis_backends=[
+    dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])

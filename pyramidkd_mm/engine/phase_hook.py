@@ -28,14 +28,19 @@ class DistillPhaseHook(Hook):
     diagnostics go to the logger and the visualizer as ``rl_*`` scalars.
 
     The phase follows from the iteration (or epoch), so a resumed run
-    continues in its phase; the checkpoint records the phase too, and a
-    mismatch with the config's milestones is reported on resume.
+    continues in its phase; the checkpoint records the phase too (a mismatch
+    with the config's milestones is reported on resume) and the selector's
+    PPO optimiser and partly filled rollout.
 
     Args:
         milestones (Sequence[int]): where phases 2 and 3 begin, in
             iterations (or epochs with ``by_epoch``).
         by_epoch (bool): milestones count epochs. Default: False.
-        freeze (str): the student's module frozen in phase 2.
+        freeze (str, optional): the student's module frozen in phase 2.
+            Freezing the backbone suits an FPN pyramid, where the neck
+            learns from the distillation; for a backbone pyramid the levels
+            are the backbone's stages and a frozen backbone would leave
+            distillation nothing to train, so pass ``None`` there.
     """
 
     priority = 'NORMAL'  # before CheckpointHook saves the iteration's state
@@ -70,7 +75,8 @@ class DistillPhaseHook(Hook):
                 'DistillPhaseHook needs a PyramidDistiller whose selector is '
                 f"dict(type='RLSelector'); got {type(model).__name__} with "
                 f"{type(getattr(model, 'selector', None)).__name__}")
-        model.student.get_submodule(self.freeze)  # fail early if wrong
+        if self.freeze is not None:
+            model.student.get_submodule(self.freeze)  # fail early if wrong
 
     def before_train(self, runner):
         self._distiller(runner).selector.trainer.sync_policy()
@@ -91,11 +97,11 @@ class DistillPhaseHook(Hook):
     def _enter(self, runner, phase):
         model = self._distiller(runner)
         model.selector.uniform = phase == 'uniform'
-        frozen_module = model.student.get_submodule(self.freeze)
-        if phase == 'policy':
+        if phase == 'policy' and self.freeze is not None:
             # Only what trains now: stages a config freezes stay frozen.
-            self._frozen = [p for p in frozen_module.parameters()
-                            if p.requires_grad]
+            self._frozen = [
+                p for p in model.student.get_submodule(self.freeze).parameters()
+                if p.requires_grad]
             for param in self._frozen:
                 param.requires_grad_(False)
         else:
@@ -117,6 +123,11 @@ class DistillPhaseHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint):
         checkpoint['distill_phase'] = self.phase
+        checkpoint['rl_selector'] = self._distiller(
+            runner).selector.learner_state_dict()
 
     def after_load_checkpoint(self, runner, checkpoint):
         self._loaded_phase = checkpoint.get('distill_phase')
+        if 'rl_selector' in checkpoint:
+            self._distiller(runner).selector.load_learner_state_dict(
+                checkpoint['rl_selector'])

@@ -85,9 +85,10 @@ class RLSelector(LevelSelector):
     iterations PPO updates the policy on the collected episodes. Outside
     training it acts deterministically (levels with probability > 0.5).
 
-    The policy, the environment's running statistics, the PPO optimiser and
-    the partly filled rollout are in the module's state dict, so Runner
-    checkpoints resume them. The policy is trained by PPO alone, never by
+    The policy and the environment's running statistics are in the module's
+    state dict, the PPO optimiser and the partly filled rollout in
+    :meth:`learner_state_dict`, which ``DistillPhaseHook`` puts into Runner
+    checkpoints. The policy is trained by PPO alone, never by
     the Runner's optimiser (its gradients are left unset).
 
     Args:
@@ -173,14 +174,16 @@ class RLSelector(LevelSelector):
             self.buffer.reset()
         return stats
 
-    def get_extra_state(self):
+    def learner_state_dict(self):
+        """What the module's state dict does not hold: the PPO optimiser and
+        the partly filled rollout (``DistillPhaseHook`` checkpoints it)."""
         return dict(ppo=self.trainer.state_dict(),
                     buffer=None if self.buffer is None
                     else self.buffer.state_dict())
 
-    def set_extra_state(self, state):
-        self.trainer.load_state_dict(state['ppo'])
-        saved = state['buffer']
+    def load_learner_state_dict(self, state_dict):
+        self.trainer.load_state_dict(state_dict['ppo'])
+        saved = state_dict['buffer']
         if saved is not None:
             num_steps, batch, state_dim = saved['states'].shape
             self.buffer = RolloutBuffer(num_steps, batch, state_dim,

@@ -4,6 +4,7 @@ import torch
 from mmengine.registry import MODELS
 
 from pyramidkd_mm.models import PyramidDistiller
+from pyramidkd_mm.models.selectors import LevelSelector
 
 LEVELS = ('c2', 'c3', 'c4')
 
@@ -22,11 +23,11 @@ def batch(n=4, seed=0):
     return torch.randn(n, 3, 16, 16, generator=g), torch.arange(n) % 2
 
 
-class RowSelector(torch.nn.Module):
+class RowSelector(LevelSelector):
     """Selects a given (batch, levels) mask, to drive per-sample tests."""
 
     def __init__(self, mask):
-        super().__init__()
+        super().__init__(LEVELS)
         self.mask = mask
 
     def forward(self, feats, data_samples):

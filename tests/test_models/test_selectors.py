@@ -99,14 +99,15 @@ def test_rollouts_update_the_policy_and_leave_no_gradients(toy_teacher):
     assert all(p.grad is None for p in policy.parameters())
 
 
-def test_state_dict_carries_policy_ppo_and_rollout(toy_teacher):
+def test_state_dicts_carry_policy_ppo_and_rollout(toy_teacher):
     model = rl_model(toy_teacher)
     optimizer = student_optimizer(model)
     for seed in range(3):  # one PPO update, then half a rollout
         step(model, optimizer, seed)
-    state = model.state_dict()
     resumed = rl_model(toy_teacher)
-    resumed.load_state_dict(state)
+    resumed.load_state_dict(model.state_dict())
+    resumed.selector.load_learner_state_dict(
+        model.selector.learner_state_dict())
     assert resumed.selector.buffer.pos == 1
     torch.testing.assert_close(resumed.selector.buffer.states,
                                model.selector.buffer.states)
