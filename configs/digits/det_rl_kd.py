@@ -13,7 +13,7 @@ custom_hooks = [
          milestones=[int(_base_.max_iters * 0.2), int(_base_.max_iters * 0.5)])
 ]
 log_processor = dict(custom_cfg=[
-    dict(data_src='rl_phase', method_name='current')])
+    dict(data_src='rl_phase', method_name='mean', window_size=1)])
 visualizer = dict(vis_backends=[
     dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
 randomness = dict(diff_rank_seed=True)  # each rank samples its own choices

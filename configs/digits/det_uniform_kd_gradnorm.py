@@ -4,6 +4,7 @@ _base_ = ['./det_uniform_kd.py']
 
 model = dict(loss_balancer=dict(type='GradNorm', alpha=1.5, lr=1e-2))
 log_processor = dict(custom_cfg=[
-    dict(data_src=f'gradnorm_w_distill_{level}', method_name='current')
+    dict(data_src=f'gradnorm_w_distill_{level}', method_name='mean',
+         window_size=1)
     for level in ('p2', 'p3', 'p4', 'p5')
 ])

@@ -1,0 +1,137 @@
+"""Draw the RL policy's selection rate per pyramid level as a heatmap.
+
+Runs a trained RL-KD checkpoint's policy over the validation set and averages
+each level's selection probability (the policy's Bernoulli mean, the rate at
+which it distills the level while learning; the deterministic choice is
+``probability > 0.5``) by group: object-size bucket for detection (COCO's
+small / medium / large areas; each object counts its image's
+probabilities), class for classification and segmentation (each class
+present in the image counts it). Prints the table and writes a PNG.
+
+    python tools/analysis_tools/policy_heatmap.py \\
+        configs/digits/det_rl_kd.py work_dirs/det_rl_kd/iter_500.pth \\
+        --out heatmap.png
+"""
+import argparse
+from collections import defaultdict
+
+import matplotlib
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner, load_checkpoint
+from tqdm import tqdm
+
+from pyramidkd_mm.checkpoint import trust_checkpoints
+from pyramidkd_mm.models import RLSelector
+from pyramidkd_mm.registry import MODELS
+
+matplotlib.use('Agg')  # files only: no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+
+SIZES = (('small', 32**2), ('medium', 96**2), ('large', float('inf')))
+
+
+def groups(sample, classes):
+    """Names of the groups one validation sample counts towards."""
+    if 'gt_instances' in sample:
+        boxes = sample.gt_instances.bboxes
+        areas = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        return [next(name for name, limit in SIZES if a < limit)
+                for a in areas.tolist()]
+    if 'gt_label' in sample:
+        labels = sample.gt_label.tolist()
+    else:
+        seg = sample.gt_sem_seg.data.unique().tolist()
+        labels = [c for c in seg if c < len(classes)]
+    return [classes[c] if classes else str(c) for c in labels]
+
+
+@torch.no_grad()
+def selection_rates(model, loader, classes):
+    """Mean selection probability per (group, level)."""
+    totals, counts = defaultdict(float), defaultdict(int)
+    selector = model.selector
+    for data in tqdm(loader, desc='policy'):
+        data = model.data_preprocessor(data, False)
+        with model.student_tap.capture() as pyramid:
+            model.student.extract_feat(data['inputs'])
+        states = selector.env.reset(pyramid.top,
+                                    pyramid[:len(selector.levels)])
+        actions, _, _ = selector.policy.select_action(states,
+                                                      deterministic=True)
+        probs = selector.policy.logits(states, actions).sigmoid()
+        for prob, sample in zip(probs, data['data_samples']):
+            for group in groups(sample, classes):
+                totals[group] = totals[group] + prob
+                counts[group] += 1
+    return {g: (totals[g] / counts[g]).tolist() for g in totals}, counts
+
+
+def order(rates, known_order):
+    """Size buckets in size order, classes in their dataset order."""
+    known = [g for g in known_order if g in rates]
+    return known + sorted(set(rates) - set(known))
+
+
+def plot(rates, counts, levels, out):
+    names = list(rates)
+    grid = torch.tensor([rates[g] for g in names]).T
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names), 3.2))
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap='viridis', aspect='auto')
+    for (i, j), value in zip(
+            [(i, j) for i in range(len(levels)) for j in range(len(names))],
+            grid.flatten().tolist()):
+        ax.text(j, i, f'{value:.2f}', ha='center', va='center',
+                color='white' if value < 0.6 else 'black', fontsize=8)
+    ax.set_xticks(range(len(names)),
+                  [f'{g}\n(n={counts[g]})' for g in names], fontsize=8)
+    ax.set_yticks(range(len(levels)), levels)
+    ax.set_ylabel('pyramid level')
+    ax.set_title('policy selection rate')
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='RL-KD config')
+    parser.add_argument('checkpoint', help='checkpoint of its run')
+    parser.add_argument('--out', default='policy_heatmap.png')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    args = parser.parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.model.teacher.checkpoint = None  # the policy needs no teacher
+    if cfg.get('data_preprocessor') is not None:  # as the Runner merges it
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    trust_checkpoints(args.checkpoint)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+        if not isinstance(model.selector, RLSelector):
+            raise SystemExit(f'{args.config} has no RLSelector: nothing to '
+                             'draw')
+        load_checkpoint(model, args.checkpoint, map_location='cpu')
+        model.eval()
+        loader = Runner.build_dataloader(cfg.val_dataloader, seed=0)
+    meta = loader.dataset.metainfo
+    classes = list(meta.get('classes', ()))
+    rates, counts = selection_rates(model, loader, classes)
+    names = order(rates, [n for n, _ in SIZES] + classes)
+    rates = {g: rates[g] for g in names}
+    levels = list(model.selector.levels)
+    print('| group | n | ' + ' | '.join(levels) + ' |\n|---|---|'
+          + '---|' * len(levels))
+    for g, r in rates.items():
+        print(f'| {g} | {counts[g]} | '
+              + ' | '.join(f'{v:.2f}' for v in r) + ' |')
+    plot(rates, counts, levels, args.out)
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
