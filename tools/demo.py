@@ -1,10 +1,13 @@
-"""The main job: teacher, student alone and uniform KD on the digits scenes.
+"""The main job: teacher, student alone, uniform KD and RL-KD on the digits
+scenes.
 
 Generates the digits detection data, trains the teacher (longer, as a
-teacher is), exports its weights, trains the student alone and with uniform
-pyramid KD for the same shorter schedule, and evaluates each with
-mmdet's CocoMetric at the end of its training. Prints a table (mAP, mAP_s/m/l,
-distillation cost, wall time) and writes it to ``results/demo_det.md``.
+teacher is), exports its weights, trains the student alone, with uniform
+pyramid KD and with RL-KD (phases at 20 % and 50 % of the schedule) for the
+same shorter schedule, and evaluates each with mmdet's CocoMetric at the end
+of its training. Prints a table (mAP, mAP_s/m/l, distillation cost, wall
+time), writes it to ``results/demo_det.md`` and draws the RL policy's
+heatmap into ``results/policy_heatmap_det.png``.
 
 Finished runs are reused (their last checkpoint and metrics are kept), so a
 second ``make demo`` only prints the table; ``--force`` retrains everything.
@@ -25,7 +28,7 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 from model_converters.extract_weights import extract  # noqa: E402
 
 STAGES = (('teacher', 'det_teacher'), ('student alone', 'det_student'),
-          ('uniform KD', 'det_uniform_kd'))
+          ('uniform KD', 'det_uniform_kd'), ('RL-KD', 'det_rl_kd'))
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_s', 'bbox_mAP_m',
            'bbox_mAP_l')
 
@@ -56,6 +59,8 @@ def run_stage(name, iters, work_root, force):
     if 'kd' in name:
         cmd.append('model.teacher.checkpoint=' +
                    osp.join(work_root, 'det_teacher', 'teacher.pth'))
+    if 'rl' in name:
+        cmd.append(f'custom_hooks.0.milestones=[{iters // 5},{iters // 2}]')
     print(f'\n==> training {name} for {iters} iterations: {" ".join(cmd)}',
           flush=True)
     start = time.time()
@@ -64,8 +69,11 @@ def run_stage(name, iters, work_root, force):
     scalars = read_scalars(work_dir)
     val = [s for s in scalars if 'coco/bbox_mAP' in s][-1]
     costs = [s['distill_cost'] for s in scalars if 'distill_cost' in s]
+    # RL-KD: what the policy spends once it alone decides (phase 3)
+    last = [s['distill_cost'] for s in scalars if s.get('rl_phase') == 3]
     result = dict(name=name, wall_s=wall, iters=iters,
                   distill_cost=sum(costs) / len(costs) if costs else None,
+                  distill_cost_phase3=sum(last) / len(last) if last else None,
                   **{m: val[f'coco/{m}'] for m in METRICS})
     with open(record, 'w') as f:
         json.dump(result, f)
@@ -78,6 +86,8 @@ def table(rows):
     lines = [head, '|---' * (head.count('|') - 1) + '|']
     for label, r in rows:
         cost = '-' if r['distill_cost'] is None else f"{r['distill_cost']:.2f}"
+        if r.get('distill_cost_phase3') is not None:
+            cost += f" ({r['distill_cost_phase3']:.2f} in phase 3)"
         lines.append(
             f"| {label} | " + ' | '.join(f'{r[m]:.3f}' for m in METRICS) +
             f" | {cost} | {r['iters']} | {r['wall_s'] / 60:.1f} min |")
@@ -109,8 +119,17 @@ def main():
     report = (f'# Digits detection demo\n\n{table(rows)}\n\n'
               'mAP: mmdet CocoMetric on the 150 validation scenes. Distill '
               'cost: mean fraction of the teacher pyramid compute spent per '
-              'image (1.00 = every level of every image).\n')
+              'image over the training run (1.00 = every level of every '
+              'image, as uniform KD). RL-KD distills uniformly in phase 1.\n')
     os.makedirs(osp.join(ROOT, 'results'), exist_ok=True)
+    rl_dir = osp.join(work_root, 'det_rl_kd')
+    subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'analysis_tools', 'policy_heatmap.py'),
+        osp.join(ROOT, 'configs', 'digits', 'det_rl_kd.py'),
+        osp.join(rl_dir, f'iter_{args.iters}.pth'),
+        '--out', osp.join(ROOT, 'results', 'policy_heatmap_det.png')],
+        check=True, cwd=ROOT)
     out = osp.join(ROOT, 'results', 'demo_det.md')
     with open(out, 'w') as f:
         f.write(report)

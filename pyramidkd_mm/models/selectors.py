@@ -95,7 +95,7 @@ class RLSelector(LevelSelector):
         policy (dict): :class:`PolicyNetwork` options besides the sizes
             (``hidden_dim``, ``recurrent``).
         env (dict): :class:`DistillationEnvironment` options (``budget``,
-            ``lam``, ``momentum``).
+            ``lam``, ``lam_lr``, ``momentum``).
         ppo (dict): :class:`PPOTrainer` options.
         rollout_iters (int): training iterations per PPO update; a rollout
             holds ``rollout_iters`` x batch size episodes per rank.
@@ -149,8 +149,9 @@ class RLSelector(LevelSelector):
             cost (Tensor): (B,) teacher compute used per sample.
 
         Returns:
-            dict[str, float]: ``reward``, ``gain`` and ``cost_saved`` means,
-            plus the PPO diagnostics when the policy was updated.
+            dict[str, float]: ``reward``, ``gain``, ``cost_saved`` and
+            ``lam`` means, plus the PPO diagnostics when the policy was
+            updated.
         """
         states, action, log_prob, value = self._pending
         self._pending = None
@@ -164,9 +165,9 @@ class RLSelector(LevelSelector):
                 buffer.load_state_dict(self.buffer.state_dict())
             self.buffer = buffer
         self.buffer.add(states, action, log_prob, value, rewards, dones)
-        stats = dict(reward=rewards.mean().item(),
-                     gain=info['gain'].mean().item(),
-                     cost_saved=info['cost_saved'].mean().item())
+        stats = {key: info[key].mean().item()
+                 for key in ('gain', 'cost_saved', 'lam')}
+        stats['reward'] = rewards.mean().item()
         if self.buffer.full:
             # Every episode ended, so nothing is bootstrapped.
             self.buffer.compute_returns_and_advantages(torch.zeros_like(value))

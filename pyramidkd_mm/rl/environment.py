@@ -23,7 +23,12 @@ teacher work. ``scale_l`` is the running mean of level ``l``'s loss, which
 makes the gains relative and comparable across levels. ``cost_i`` is the
 teacher compute the sample used as a fraction of distilling every level, so
 the second term pays ``lam`` per unit of compute left under the budget and
-charges it when over.
+charges it when over. With a fixed ``lam`` the budget would only shift every
+reward by a constant, which PPO's advantages ignore; so ``lam`` is a Lagrange
+multiplier by default: after every step it moves by ``lam_lr`` times the
+running cost's excess over the budget (never below zero), raising the price
+of compute while the policy overspends and lowering it while it saves, until
+the cost settles at the budget. ``lam_lr=0`` keeps ``lam`` fixed.
 
 Running statistics (loss, selection rate per level, cost used) are averaged
 over all ranks before they are updated, so states agree across DDP ranks.
@@ -59,19 +64,23 @@ class DistillationEnvironment(nn.Module):
         num_levels (int): number of pyramid levels L.
         budget (float): target teacher compute per sample, as a fraction of
             distilling every level.
-        lam (float): reward per unit of compute saved below the budget.
+        lam (float): initial reward per unit of compute saved below the
+            budget.
+        lam_lr (float): step of ``lam``'s dual update; 0 keeps it fixed.
         momentum (float): weight of the past in the running statistics.
     """
 
-    def __init__(self, num_levels, budget=0.5, lam=0.1, momentum=0.9):
+    def __init__(self, num_levels, budget=0.5, lam=0.05, lam_lr=0.01,
+                 momentum=0.9):
         super().__init__()
         if not 0 < budget <= 1:
             raise ValueError(f'budget {budget} must be in (0, 1]: a fraction'
                              ' of the compute of distilling every level')
         self.num_levels = num_levels
         self.budget = budget
-        self.lam = lam
+        self.lam_lr = lam_lr
         self.momentum = momentum
+        self.register_buffer('lam', torch.tensor(float(lam)))
         self.register_buffer('loss_mean', torch.zeros(1))
         self.register_buffer('level_scale', torch.ones(num_levels))
         self.register_buffer('select_rate', torch.ones(num_levels))
@@ -110,8 +119,8 @@ class DistillationEnvironment(nn.Module):
         Returns:
             tuple[Tensor, Tensor, dict]: rewards (B,), dones (B,) (all ones:
             every episode ends here) and ``info`` with ``selected`` (B, L),
-            ``distill_loss`` (B,), ``gain`` (B,), ``cost_used`` and
-            ``cost_saved`` (B,).
+            ``distill_loss`` (B,), ``gain`` (B,), ``cost_used``,
+            ``cost_saved`` and ``lam`` (B,), the price used.
         """
         selected = actions.float()
         first = self.steps.item() == 0
@@ -122,9 +131,10 @@ class DistillationEnvironment(nn.Module):
         gain = ((loss_before - loss_after) * selected
                 / self.level_scale).sum(1)
         rewards = gain + self.lam * (self.budget - cost)
-        self._update(level_mean, seen, selected, cost, first)
         info = dict(selected=actions.bool(), distill_loss=loss_before.sum(1),
-                    gain=gain, cost_used=cost, cost_saved=1 - cost)
+                    gain=gain, cost_used=cost, cost_saved=1 - cost,
+                    lam=self.lam.expand_as(rewards).clone())
+        self._update(level_mean, seen, selected, cost, first)
         return rewards, torch.ones_like(rewards), info
 
     def _update(self, level_mean, seen, selected, cost, first):
@@ -140,4 +150,6 @@ class DistillationEnvironment(nn.Module):
         self.level_scale.mul_(m).add_((1 - m) * scale.clamp_min(1e-6))
         loss = level_mean[seen].mean() if seen.any() else self.loss_mean[0]
         self.loss_mean.mul_(m).add_((1 - m) * loss)
+        self.lam.add_(self.lam_lr * (self.cost_mean[0] - self.budget))
+        self.lam.clamp_(min=0)
         self.steps += 1

@@ -87,7 +87,7 @@ def test_rollouts_update_the_policy_and_leave_no_gradients(toy_teacher):
     policy = model.selector.policy
     start = torch.nn.utils.parameters_to_vector(policy.parameters()).clone()
     _, first = step(model, optimizer, seed=1)
-    assert {'reward', 'gain', 'cost_saved'} == set(first)
+    assert {'reward', 'gain', 'cost_saved', 'lam'} == set(first)
     assert model.selector.buffer.pos == 1
     _, second = step(model, optimizer, seed=2)  # rollout complete: PPO
     assert {'policy_loss', 'value_loss', 'entropy', 'clip_fraction',

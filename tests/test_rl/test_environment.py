@@ -55,3 +55,23 @@ def test_running_statistics_follow_the_steps():
 def test_budget_must_be_a_fraction():
     with pytest.raises(ValueError, match='budget'):
         DistillationEnvironment(num_levels=2, budget=2)
+
+
+@pytest.mark.parametrize('cost,direction', [(0.9, 1), (0.1, -1)])
+def test_price_of_compute_follows_the_budget(cost, direction):
+    env = DistillationEnvironment(num_levels=1, budget=0.5, lam=0.05,
+                                  lam_lr=0.01)
+    lams = []
+    for _ in range(3):
+        _, _, info = env.step(torch.ones(2, 1), torch.ones(2, 1),
+                              torch.ones(2, 1), torch.full((2, ), cost))
+        lams.append(info['lam'][0].item())
+    # overspending raises the price, saving lowers it, never below zero
+    assert lams[0] == pytest.approx(0.05)
+    assert (lams[2] - lams[1]) * direction > 0
+    assert env.lam.item() == pytest.approx(
+        max(0.05 + 3 * 0.01 * (cost - 0.5), 0))
+    fixed = DistillationEnvironment(num_levels=1, lam=0.05, lam_lr=0)
+    fixed.step(torch.ones(2, 1), torch.ones(2, 1), torch.ones(2, 1),
+               torch.full((2, ), cost))
+    assert fixed.lam.item() == pytest.approx(0.05)

@@ -1,13 +1,20 @@
-"""Iteration time and peak memory: student alone vs uniform KD vs teacher.
+"""Iteration time and peak memory: student alone vs uniform KD vs RL-KD vs
+the teacher's forward.
 
 Each mode runs in its own process (clean peak-memory accounting) on the same
 real batches of the digits data: ``student`` trains the plain student,
 ``kd`` trains the uniform-KD distiller (student + teacher pyramid +
-distillation losses), ``teacher`` runs the teacher's pyramid forward under
-no_grad (the extra work KD adds). Ratios are taken against the student,
-measured side by side in one run.
+distillation losses), ``rl_policy`` and ``rl_joint`` train the RL-KD
+distiller in phase 2 (student backbone frozen) and phase 3, including the
+reward measurement after each step and the PPO updates, and ``teacher`` runs
+the teacher's pyramid forward under no_grad (the extra work KD adds). Ratios
+are taken against the student and uniform KD, measured side by side in one
+run. The RL modes use the policy of ``--rl-checkpoint`` (a det_rl_kd run) if
+given, else a freshly initialised one (which selects about half the levels
+at random); the distill cost column says which compute they spent.
 
-    python tools/analysis_tools/benchmark_kd.py [--task det] [--iters 20]
+    python tools/analysis_tools/benchmark_kd.py [--task det] [--iters 20] \
+        [--rl-checkpoint work_dirs/det_rl_kd/iter_500.pth]
 """
 import argparse
 import json
@@ -17,7 +24,9 @@ import subprocess
 import sys
 import time
 
-MODES = ('student', 'kd', 'teacher')
+MODES = ('student', 'kd', 'rl_policy', 'rl_joint', 'teacher')
+CONFIGS = dict(student='student', kd='uniform_kd', teacher='uniform_kd',
+               rl_policy='rl_kd', rl_joint='rl_kd')
 
 
 def rss_mib():
@@ -25,7 +34,18 @@ def rss_mib():
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 
 
-def measure(task, mode, iters, warmup):
+def rl_timers(model):
+    """Hooks timing the selector's forward (state + policy); returns the
+    list of durations it fills."""
+    spent = []
+    model.selector.register_forward_pre_hook(
+        lambda m, a: spent.append(-time.perf_counter()))
+    model.selector.register_forward_hook(
+        lambda m, a, o: spent.append(spent.pop() + time.perf_counter()))
+    return spent
+
+
+def measure(task, mode, iters, warmup, rl_checkpoint):
     """Run one mode in this process; returns timing and memory."""
     import torch
     from mmengine.config import Config
@@ -33,14 +53,15 @@ def measure(task, mode, iters, warmup):
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
+    from mmengine.runner import load_checkpoint
+
+    from pyramidkd_mm.checkpoint import trust_checkpoints
     from pyramidkd_mm.datasets import prepare_data
     from pyramidkd_mm.models import build_teacher
     from pyramidkd_mm.registry import MODELS
 
     torch.manual_seed(0)
-    cfg = Config.fromfile(f'configs/digits/{task}_'
-                          f'{"student" if mode == "student" else "uniform_kd"}'
-                          '.py')
+    cfg = Config.fromfile(f'configs/digits/{task}_{CONFIGS[mode]}.py')
     prepare_data(cfg)
     if cfg.get('data_preprocessor') is not None:  # as the Runner merges it
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
@@ -50,13 +71,22 @@ def measure(task, mode, iters, warmup):
         if mode == 'teacher':
             model = build_teacher(cfg.model.teacher.config, None).eval()
         else:
-            if mode == 'kd':  # speed does not depend on the weights
+            if mode != 'student':  # speed does not depend on the weights
                 cfg.model.teacher.checkpoint = None
             model = MODELS.build(cfg.model).train()
+    rl = mode.startswith('rl_')
+    if rl:
+        if rl_checkpoint:
+            trust_checkpoints(rl_checkpoint)
+            load_checkpoint(model, rl_checkpoint, map_location='cpu')
+        model.selector.uniform = False
+        if mode == 'rl_policy':  # phase 2, as DistillPhaseHook freezes it
+            model.student.backbone.requires_grad_(False)
+        policy_s = rl_timers(model)
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3,
                                          momentum=0.9))
     base = rss_mib()
-    times = []
+    times, costs, learn_s, outcome_s = [], [], [], []
     for i, data in enumerate(batches):
         start = time.perf_counter()
         if mode == 'teacher':
@@ -64,12 +94,28 @@ def measure(task, mode, iters, warmup):
                 model.extract_feat(
                     model.data_preprocessor(data, False)['inputs'])
         else:
-            model.train_step(data, optim)
+            log_vars = model.train_step(data, optim)
+            costs.append(float(log_vars.get('distill_cost', 0)))
+        if rl:  # what DistillPhaseHook does after the step
+            mark = time.perf_counter()
+            outcome = model.outcome()
+            outcome_s.append(time.perf_counter() - mark)
+            mark = time.perf_counter()
+            model.selector.learn(*outcome)
+            learn_s.append(time.perf_counter() - mark)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(mode=mode, iter_s=sum(times) / len(times), peak_mib=peak,
-                peak_over_model_mib=peak - base)
+    iter_s = sum(times) / len(times)
+    result = dict(mode=mode, iter_s=iter_s, peak_mib=peak,
+                  peak_over_model_mib=peak - base)
+    if mode not in ('student', 'teacher'):
+        result['distill_cost'] = sum(costs[warmup:]) / len(times)
+    if rl:  # shares of an iteration, over the measured iterations
+        result['policy_ppo_share'] = (sum(policy_s[warmup:])
+                                      + sum(learn_s[warmup:])) / sum(times)
+        result['outcome_share'] = sum(outcome_s[warmup:]) / sum(times)
+    return result
 
 
 def main():
@@ -77,32 +123,45 @@ def main():
     parser.add_argument('--task', default='det', choices=['det', 'seg', 'cls'])
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--rl-checkpoint',
+                        help='a det_rl_kd checkpoint whose policy to use')
     parser.add_argument('--mode', choices=MODES, help='(internal) one mode')
     args = parser.parse_args()
     if args.mode:
         print(json.dumps(measure(args.task, args.mode, args.iters,
-                                 args.warmup)))
+                                 args.warmup, args.rl_checkpoint)))
         return
+    modes = [m for m in MODES if os.path.exists(
+        f'configs/digits/{args.task}_{CONFIGS[m]}.py')]
     results = {}
-    for mode in MODES:
+    for mode in modes:
         print(f'measuring {mode} ...', flush=True)
         proc = subprocess.run(
             [sys.executable, __file__, '--task', args.task, '--mode', mode,
-             '--iters', str(args.iters), '--warmup', str(args.warmup)],
+             '--iters', str(args.iters), '--warmup', str(args.warmup)]
+            + (['--rl-checkpoint', args.rl_checkpoint]
+               if args.rl_checkpoint else []),
             capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f'{mode} failed:\n{proc.stderr[-3000:]}')
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
-    ref = results['student']
+    ref, kd = results['student'], results['kd']
     print(f'\n{args.task}: {args.iters} iterations after {args.warmup} '
-          f'warm-up, torch threads {os.environ.get("OMP_NUM_THREADS", "default")}')
-    print('| mode | iter time | vs student | peak RSS | peak over model '
-          '| vs student |\n|---|---|---|---|---|---|')
+          f'warm-up, torch threads {os.environ.get("OMP_NUM_THREADS", "default")}'
+          f', RL policy {args.rl_checkpoint or "freshly initialised"}')
+    print('| mode | iter time | vs student | vs uniform KD | peak over model '
+          '| vs student | distill cost | policy+PPO | reward measurement |\n'
+          '|---|---|---|---|---|---|---|---|---|')
     for mode, r in results.items():
+        share = (f"{r['policy_ppo_share']:.1%} | {r['outcome_share']:.1%}"
+                 if 'policy_ppo_share' in r else '- | -')
+        cost = f"{r['distill_cost']:.2f}" if 'distill_cost' in r else '-'
         print(f"| {mode} | {r['iter_s']:.3f} s | "
-              f"{r['iter_s'] / ref['iter_s']:.2f}x | {r['peak_mib']:.0f} MiB"
-              f" | {r['peak_over_model_mib']:.0f} MiB | "
-              f"{r['peak_over_model_mib'] / ref['peak_over_model_mib']:.2f}x |")
+              f"{r['iter_s'] / ref['iter_s']:.2f}x | "
+              f"{r['iter_s'] / kd['iter_s']:.2f}x | "
+              f"{r['peak_over_model_mib']:.0f} MiB | "
+              f"{r['peak_over_model_mib'] / ref['peak_over_model_mib']:.2f}x "
+              f"| {cost} | {share} |")
 
 
 if __name__ == '__main__':
