@@ -100,7 +100,7 @@ def main():
                         help='retrain even where a finished run exists')
     parser.add_argument('--teacher-iters', type=int, default=800,
                         help='training iterations of the teacher')
-    parser.add_argument('--iters', type=int, default=400,
+    parser.add_argument('--iters', type=int, default=500,
                         help='training iterations of each student')
     parser.add_argument('--work-root', default=osp.join(ROOT, 'work_dirs'),
                         help='folder holding one work_dir per stage')

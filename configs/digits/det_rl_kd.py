@@ -6,7 +6,7 @@ _base_ = ['./det_uniform_kd.py']
 model = dict(selector=dict(
     _delete_=True, type='RLSelector',
     policy=dict(hidden_dim=128, recurrent=False),
-    env=dict(budget=0.5, lam=0.05, lam_lr=0.01),
+    env=dict(budget=0.5, lam=0.5, lam_lr=0.01),
     ppo=dict(lr=1e-3, minibatch_size=32),  # a short schedule: few updates
     rollout_iters=8))
 custom_hooks = [

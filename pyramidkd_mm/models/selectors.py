@@ -98,7 +98,8 @@ class RLSelector(LevelSelector):
             ``lam``, ``lam_lr``, ``momentum``).
         ppo (dict): :class:`PPOTrainer` options.
         rollout_iters (int): training iterations per PPO update; a rollout
-            holds ``rollout_iters`` x batch size episodes per rank.
+            holds ``rollout_iters`` x batch size episodes per rank (a
+            smaller last batch of an epoch is rewarded but not stored).
         **kwargs: see :class:`LevelSelector`.
     """
 
@@ -164,10 +165,12 @@ class RLSelector(LevelSelector):
             if self.buffer is not None:  # resumed on another device
                 buffer.load_state_dict(self.buffer.state_dict())
             self.buffer = buffer
-        self.buffer.add(states, action, log_prob, value, rewards, dones)
         stats = {key: info[key].mean().item()
                  for key in ('gain', 'cost_saved', 'lam')}
         stats['reward'] = rewards.mean().item()
+        if len(rewards) != self.buffer.num_envs:
+            return stats  # an epoch's smaller last batch: not stored
+        self.buffer.add(states, action, log_prob, value, rewards, dones)
         if self.buffer.full:
             # Every episode ended, so nothing is bootstrapped.
             self.buffer.compute_returns_and_advantages(torch.zeros_like(value))

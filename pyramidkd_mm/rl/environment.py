@@ -11,23 +11,25 @@ The dynamics are the student's training step, which the Runner performs
 between :meth:`reset` (state, before the step) and :meth:`step` (the measured
 outcome, after it). The reward of sample ``i`` is
 
-    r_i = sum_{l selected} (L_il(before) - L_il(after)) / scale_l
-          + lam * (budget - cost_i)
+    g_i = sum_{l selected} (L_il(before) - L_il(after)) / scale_l
+    r_i = g_i / gain_scale + lam * (budget - cost_i)
 
 ``L_il(before)`` is the level's distillation loss in the training forward,
 ``L_il(after)`` the same loss recomputed right after the optimiser step with
 the updated student on the same images and the same (cached) teacher
-features, so the first term is the real improvement that distilling bought
-in this step, at the price of one no-grad student feature pass and no
-teacher work. ``scale_l`` is the running mean of level ``l``'s loss, which
-makes the gains relative and comparable across levels. ``cost_i`` is the
+features, so ``g_i`` is the real improvement that distilling bought in this
+step, at the price of one no-grad student feature pass and no teacher work.
+``scale_l`` is the running mean of level ``l``'s loss, which makes the gains
+relative and comparable across levels; ``gain_scale`` is the running mean of
+``|g_i|`` over samples with a selected level, so a typical gain is worth
+about 1 whatever the task and the stage of training. ``cost_i`` is the
 teacher compute the sample used as a fraction of distilling every level, so
 the second term pays ``lam`` per unit of compute left under the budget and
 charges it when over. With a fixed ``lam`` the budget would only shift every
 reward by a constant, which PPO's advantages ignore; so ``lam`` is a Lagrange
 multiplier by default: after every step it moves by ``lam_lr`` times the
-running cost's excess over the budget (never below zero), raising the price
-of compute while the policy overspends and lowering it while it saves, until
+step's cost in excess of the budget (never below zero), raising the price of
+compute while the policy overspends and lowering it while it saves, until
 the cost settles at the budget. ``lam_lr=0`` keeps ``lam`` fixed.
 
 Running statistics (loss, selection rate per level, cost used) are averaged
@@ -70,7 +72,7 @@ class DistillationEnvironment(nn.Module):
         momentum (float): weight of the past in the running statistics.
     """
 
-    def __init__(self, num_levels, budget=0.5, lam=0.05, lam_lr=0.01,
+    def __init__(self, num_levels, budget=0.5, lam=0.5, lam_lr=0.01,
                  momentum=0.9):
         super().__init__()
         if not 0 < budget <= 1:
@@ -83,6 +85,7 @@ class DistillationEnvironment(nn.Module):
         self.register_buffer('lam', torch.tensor(float(lam)))
         self.register_buffer('loss_mean', torch.zeros(1))
         self.register_buffer('level_scale', torch.ones(num_levels))
+        self.register_buffer('gain_scale', torch.ones(1))
         self.register_buffer('select_rate', torch.ones(num_levels))
         self.register_buffer('cost_mean', torch.ones(1))
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
@@ -130,16 +133,23 @@ class DistillationEnvironment(nn.Module):
             self.level_scale[seen] = level_mean[seen].clamp_min(1e-6)
         gain = ((loss_before - loss_after) * selected
                 / self.level_scale).sum(1)
-        rewards = gain + self.lam * (self.budget - cost)
+        any_level = selected.amax(1)
+        gain_mean = _global_mean((gain.abs() * any_level).sum().view(1),
+                                 any_level.sum().view(1))
+        if first and gain_mean > 0:
+            self.gain_scale.copy_(gain_mean)
+        rewards = (gain / self.gain_scale
+                   + self.lam * (self.budget - cost))
         info = dict(selected=actions.bool(), distill_loss=loss_before.sum(1),
                     gain=gain, cost_used=cost, cost_saved=1 - cost,
                     lam=self.lam.expand_as(rewards).clone())
-        self._update(level_mean, seen, selected, cost, first)
+        self._update(level_mean, seen, gain_mean, selected, cost, first)
         return rewards, torch.ones_like(rewards), info
 
-    def _update(self, level_mean, seen, selected, cost, first):
+    def _update(self, level_mean, seen, gain_mean, selected, cost, first):
         """Moves the running statistics towards this step's (global)
-        values; levels no rank selected keep their loss scale."""
+        values; levels no rank selected keep their loss scale, and a step
+        without any gain keeps the gain scale."""
         m = 0.0 if first else self.momentum
         batch = selected.new_tensor([selected.shape[0]])
         stats = torch.cat([selected.sum(0), cost.sum().view(1)])
@@ -150,6 +160,8 @@ class DistillationEnvironment(nn.Module):
         self.level_scale.mul_(m).add_((1 - m) * scale.clamp_min(1e-6))
         loss = level_mean[seen].mean() if seen.any() else self.loss_mean[0]
         self.loss_mean.mul_(m).add_((1 - m) * loss)
-        self.lam.add_(self.lam_lr * (self.cost_mean[0] - self.budget))
+        if gain_mean > 0:
+            self.gain_scale.mul_(m).add_((1 - m) * gain_mean)
+        self.lam.add_(self.lam_lr * (stats[-1] - self.budget))
         self.lam.clamp_(min=0)
         self.steps += 1

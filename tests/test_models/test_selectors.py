@@ -119,3 +119,15 @@ def test_state_dicts_carry_policy_ppo_and_rollout(toy_teacher):
     for key in saved:
         torch.testing.assert_close(loaded[key]['exp_avg'],
                                    saved[key]['exp_avg'])
+
+
+def test_a_smaller_last_batch_is_not_stored(toy_teacher):
+    model = rl_model(toy_teacher)
+    optimizer = student_optimizer(model)
+    step(model, optimizer, seed=1)
+    losses = model.loss(*batch(n=3, seed=2))
+    optimizer.zero_grad()
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    optimizer.step()
+    stats = model.selector.learn(*model.outcome())
+    assert 'reward' in stats and model.selector.buffer.pos == 1

@@ -26,10 +26,11 @@ def test_reward_is_relative_gain_plus_budget_saved():
     cost = torch.tensor([0.3, 1.0])
     rewards, dones, info = env.step(actions, before, after, cost)
     # first step: the level scales are the mean losses of the selecting
-    # samples, (2 + 4) / 2 = 3 and 1
-    expected = torch.tensor([0.5 / 3 + 0.2 * 0.2,
-                             1.0 / 3 - 0.1 / 1 + 0.2 * -0.5])
+    # samples, (2 + 4) / 2 = 3 and 1, and the gain scale the mean |gain|
+    gains = torch.tensor([0.5 / 3, 1.0 / 3 - 0.1 / 1])
+    expected = gains / gains.abs().mean() + 0.2 * torch.tensor([0.2, -0.5])
     torch.testing.assert_close(rewards, expected)
+    torch.testing.assert_close(info['gain'], gains)
     assert dones.tolist() == [1., 1.]
     assert info['selected'].tolist() == [[True, False], [True, True]]
     torch.testing.assert_close(info['cost_saved'], torch.tensor([0.7, 0.]))

@@ -4,7 +4,8 @@ the teacher's forward.
 Each mode runs in its own process (clean peak-memory accounting) on the same
 real batches of the digits data: ``student`` trains the plain student,
 ``kd`` trains the uniform-KD distiller (student + teacher pyramid +
-distillation losses), ``rl_policy`` and ``rl_joint`` train the RL-KD
+distillation losses), ``kd_gradnorm`` the same with GradNorm balancing the
+level losses, ``rl_policy`` and ``rl_joint`` train the RL-KD
 distiller in phase 2 (student backbone frozen) and phase 3, including the
 reward measurement after each step and the PPO updates, and ``teacher`` runs
 the teacher's pyramid forward under no_grad (the extra work KD adds). Ratios
@@ -24,9 +25,10 @@ import subprocess
 import sys
 import time
 
-MODES = ('student', 'kd', 'rl_policy', 'rl_joint', 'teacher')
+MODES = ('student', 'kd', 'kd_gradnorm', 'rl_policy', 'rl_joint', 'teacher')
 CONFIGS = dict(student='student', kd='uniform_kd', teacher='uniform_kd',
-               rl_policy='rl_kd', rl_joint='rl_kd')
+               kd_gradnorm='uniform_kd_gradnorm', rl_policy='rl_kd',
+               rl_joint='rl_kd')
 
 
 def rss_mib():
