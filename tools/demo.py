@@ -52,9 +52,13 @@ def run_stage(name, iters, work_root, force):
         if done['iters'] == iters:
             return done
     config = osp.join(ROOT, 'configs', 'digits', f'{name}.py')
+    # The schedule follows the iterations: the configs derive the LR step
+    # (at 75 %) from their own max_iters when they are parsed.
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
            '--work-dir', work_dir, '--cfg-options', f'max_iters={iters}',
            f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+           f'param_scheduler.1.end={iters}',
+           f'param_scheduler.1.milestones=[{iters * 3 // 4}]',
            f'default_hooks.checkpoint.interval={iters}']
     if 'kd' in name:
         cmd.append('model.teacher.checkpoint=' +
