@@ -72,7 +72,9 @@ def toy_teacher(tmp_path):
                       "model = dict(type='ToyPyramidModel', "
                       "channels=(4, 8, 16))\n")
     torch.manual_seed(1)
-    teacher = MODELS.build(Config.fromfile(str(config)).model)
+    # explicit scope: a test may have left another DefaultScope current
+    teacher = MODELS.build(dict(Config.fromfile(str(config)).model,
+                                _scope_='pyramidkd_mm'))
     checkpoint = tmp_path / 'toy_teacher.pth'
     torch.save(dict(state_dict=teacher.state_dict()), checkpoint)
     return str(config), str(checkpoint)
