@@ -7,7 +7,7 @@ _base_ = ['./uniform_kd_imagenet.py']
 
 model = dict(selector=dict(
     _delete_=True, type='RLSelector', policy=dict(hidden_dim=256),
-    env=dict(budget=0.5, lam=0.5, lam_lr=0.01), rollout_iters=8))
+    env=dict(budget=0.5, lam=1.0, lam_lr=0.01), rollout_iters=8))
 custom_hooks = [
     dict(type='pyramidkd_mm.DistillPhaseHook', milestones=[25, 75],
          by_epoch=True, freeze=None)

@@ -72,7 +72,7 @@ class DistillationEnvironment(nn.Module):
         momentum (float): weight of the past in the running statistics.
     """
 
-    def __init__(self, num_levels, budget=0.5, lam=0.5, lam_lr=0.01,
+    def __init__(self, num_levels, budget=0.5, lam=1.0, lam_lr=0.01,
                  momentum=0.9):
         super().__init__()
         if not 0 < budget <= 1:
