@@ -99,9 +99,8 @@ class DistillPhaseHook(Hook):
         model.selector.uniform = phase == 'uniform'
         if phase == 'policy' and self.freeze is not None:
             # Only what trains now: stages a config freezes stay frozen.
-            self._frozen = [
-                p for p in model.student.get_submodule(self.freeze).parameters()
-                if p.requires_grad]
+            module = model.student.get_submodule(self.freeze)
+            self._frozen = [p for p in module.parameters() if p.requires_grad]
             for param in self._frozen:
                 param.requires_grad_(False)
         else:

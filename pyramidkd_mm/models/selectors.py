@@ -33,14 +33,17 @@ class LevelSelector(nn.Module):
         """Whether the distiller must keep this step for :meth:`learn`."""
         return False
 
+    def all_levels(self, student_feats):
+        """The mask that distills every level of every sample."""
+        return torch.ones(student_feats[0].shape[0], len(self.levels),
+                          dtype=torch.bool, device=student_feats[0].device)
+
 @MODELS.register_module()
 class UniformSelector(LevelSelector):
     """Distill every level of every sample."""
 
     def forward(self, student_feats, data_samples):
-        batch = student_feats[0].shape[0]
-        return torch.ones(batch, len(self.levels), dtype=torch.bool,
-                          device=student_feats[0].device)
+        return self.all_levels(student_feats)
 
 
 @MODELS.register_module()
@@ -124,10 +127,8 @@ class RLSelector(LevelSelector):
         return self._pending is not None
 
     def forward(self, student_feats, data_samples):
-        batch = student_feats[0].shape[0]
         if self.training and self.uniform:
-            return torch.ones(batch, len(self.levels), dtype=torch.bool,
-                              device=student_feats[0].device)
+            return self.all_levels(student_feats)
         if self._pending is not None:
             raise RuntimeError(
                 'RLSelector: the previous decision got no outcome; add '

@@ -42,12 +42,13 @@ from torch import nn
 
 
 def _global_mean(total, count):
-    """Sums ``total`` and ``count`` over ranks; returns total / count."""
+    """Sums ``total`` and ``count`` over ranks in one collective; returns
+    total / count and the summed count."""
     if dist.is_available() and dist.is_initialized():
         packed = torch.cat([total.flatten(), count.flatten()])
         dist.all_reduce(packed)
         total, count = packed[:total.numel()], packed[total.numel():]
-    return total / count.clamp_min(1)
+    return total / count.clamp_min(1), count
 
 
 class DistillationEnvironment(nn.Module):
@@ -127,15 +128,15 @@ class DistillationEnvironment(nn.Module):
         """
         selected = actions.float()
         first = self.steps.item() == 0
-        level_mean = _global_mean(loss_before.sum(0), selected.sum(0))
-        seen = _global_mean(selected.sum(0), torch.ones_like(level_mean)) > 0
+        level_mean, counts = _global_mean(loss_before.sum(0), selected.sum(0))
+        seen = counts > 0
         if first:  # level scales start at the first observed losses
             self.level_scale[seen] = level_mean[seen].clamp_min(1e-6)
         gain = ((loss_before - loss_after) * selected
                 / self.level_scale).sum(1)
         any_level = selected.amax(1)
-        gain_mean = _global_mean((gain.abs() * any_level).sum().view(1),
-                                 any_level.sum().view(1))
+        gain_mean, _ = _global_mean((gain.abs() * any_level).sum().view(1),
+                                    any_level.sum().view(1))
         if first and gain_mean > 0:
             self.gain_scale.copy_(gain_mean)
         rewards = (gain / self.gain_scale
@@ -153,7 +154,7 @@ class DistillationEnvironment(nn.Module):
         m = 0.0 if first else self.momentum
         batch = selected.new_tensor([selected.shape[0]])
         stats = torch.cat([selected.sum(0), cost.sum().view(1)])
-        stats = _global_mean(stats, batch)
+        stats, _ = _global_mean(stats, batch)
         self.select_rate.mul_(m).add_((1 - m) * stats[:-1])
         self.cost_mean.mul_(m).add_((1 - m) * stats[-1:])
         scale = torch.where(seen, level_mean, self.level_scale)

@@ -10,7 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-import conftest
+import conftest  # noqa: F401 registers the toy model in spawned workers
 from pyramidkd_mm.checkpoint import trust_checkpoints
 from pyramidkd_mm.engine import DistillPhaseHook
 
@@ -38,8 +38,7 @@ class Recorder(Hook):
         self.seen = []
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        model = runner.model.module if hasattr(runner.model, 'module') \
-            else runner.model
+        model = DistillPhaseHook._distiller(runner)
         policy = torch.nn.utils.parameters_to_vector(
             model.selector.policy.parameters()).detach().clone()
         self.seen.append(dict(
@@ -120,7 +119,7 @@ def test_resume_in_phase_two_continues_it(tmp_path, toy_teacher):
 
 def test_needs_an_rl_selector(tmp_path, toy_teacher):
     runner, _ = build_runner(tmp_path, toy_teacher, 2, [1, 2])
-    runner.model.selector = conftest.torch.nn.Identity()
+    runner.model.selector = torch.nn.Identity()
     with pytest.raises(TypeError, match='RLSelector'):
         runner.train()
     with pytest.raises(ValueError, match='increasing'):

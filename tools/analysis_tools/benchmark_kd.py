@@ -148,9 +148,10 @@ def main():
             sys.exit(f'{mode} failed:\n{proc.stderr[-3000:]}')
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     ref, kd = results['student'], results['kd']
+    threads = os.environ.get('OMP_NUM_THREADS', 'default')
     print(f'\n{args.task}: {args.iters} iterations after {args.warmup} '
-          f'warm-up, torch threads {os.environ.get("OMP_NUM_THREADS", "default")}'
-          f', RL policy {args.rl_checkpoint or "freshly initialised"}')
+          f'warm-up, torch threads {threads}, RL policy '
+          f'{args.rl_checkpoint or "freshly initialised"}')
     print('| mode | iter time | vs student | vs uniform KD | peak over model '
           '| vs student | distill cost | policy+PPO | reward measurement |\n'
           '|---|---|---|---|---|---|---|---|---|')
