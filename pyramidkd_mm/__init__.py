@@ -4,7 +4,7 @@ from .compat import check_versions
 
 check_versions()
 
-from . import checkpoint, datasets, engine, models, rl  # noqa: E402,F401
+from . import checkpoint, datasets, engine, models, nas, rl  # noqa: E402,F401
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

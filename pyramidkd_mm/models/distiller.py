@@ -1,5 +1,7 @@
 """The pyramid distiller: a student trained with its own losses plus per-level
 feature distillation from a frozen teacher, on the levels a selector picks."""
+from contextlib import contextmanager
+
 import torch
 from mmengine.model import BaseModel
 from torch import nn
@@ -35,6 +37,9 @@ class PyramidDistiller(BaseModel):
         selector (dict): layer selector config, built with ``levels``.
         loss_balancer (dict, optional): e.g. ``dict(type='GradNorm')``,
             built with the level loss names; it reweights the level losses.
+            It updates its weights when ``balancer_update`` is True (the
+            default); under gradient accumulation add
+            :class:`LossBalancerHook`, which sets it on optimiser steps only.
         balance_layer (str, optional): the student's module whose
             parameters the balancer takes gradient norms on; by default the
             C5 lateral conv of an FPN (every P level passes through it) or
@@ -80,6 +85,7 @@ class PyramidDistiller(BaseModel):
         own_scope = dict(_scope_='pyramidkd_mm')
         self.distill_loss = MODELS.build(distill_loss, default_args=own_scope)
         self.balancer = None
+        self.balancer_update = True  # set per iteration by LossBalancerHook
         if loss_balancer is not None:
             self.balancer = MODELS.build(loss_balancer, default_args=dict(
                 names=[f'loss_distill_{n}' for n in self.levels],
@@ -178,8 +184,13 @@ class PyramidDistiller(BaseModel):
         if self.selector.needs_outcome:
             self._outcome = (inputs, mask, per_sample.detach(), cost,
                              teacher_feats)
+        # A gate-search selector weights the levels (detached: its gates
+        # learn by the hypergradient, not through the training loss).
+        weights = self.selector.loss_weights()
         for j, name in enumerate(self.levels):
             losses[f'loss_distill_{name}'] = per_sample[:, j].sum() / batch
+            if weights is not None:
+                losses[f'loss_distill_{name}'] *= weights[j].detach()
             losses[f'sel_{name}'] = mask[:, j].float().mean()
             # Marginal cost: what dropping this level would save.
             without = mask.clone()
@@ -202,7 +213,8 @@ class PyramidDistiller(BaseModel):
         means = {f'loss_distill_{n}': per_sample[:, j].sum() / counts[j]
                  for j, n in enumerate(self.levels)}
         params = self.student.get_submodule(self.balance_layer).parameters()
-        _, weights = self.balancer(means, params)
+        _, weights = self.balancer(means, params,
+                                   update=self.balancer_update)
         for name, weight in zip(means, weights.values()):
             losses[name] = weight * losses[name]
         return weights
@@ -255,14 +267,23 @@ class PyramidDistiller(BaseModel):
                                'selector that asked for it')
         inputs, mask, before, cost, teacher_feats = self._outcome
         self._outcome = None
-        saved = {k: b.clone() for k, b in self.student.named_buffers()}
-        with self.student_tap.capture() as feats:
+        with self.kept_buffers(), self.student_tap.capture() as feats:
             self.student.extract_feat(inputs)
-        for name, buf in self.student.named_buffers():
-            buf.copy_(saved[name])
         after, _ = self.distill(inputs, feats[:len(self.levels)], mask,
                                 teacher_feats)
         return before, after, cost
+
+    @contextmanager
+    def kept_buffers(self):
+        """Forward passes inside leave the student's buffers (normalisation
+        statistics) as they were: for measurements besides training."""
+        saved = {k: b.clone() for k, b in self.student.named_buffers()}
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, buf in self.student.named_buffers():
+                    buf.copy_(saved[name])
 
     def predict(self, inputs, data_samples=None):
         return self.student.predict(inputs, data_samples)

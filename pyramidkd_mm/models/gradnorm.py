@@ -56,7 +56,8 @@ class GradNorm(nn.Module):
     every call, i.e. on every micro-batch. To move them once per optimiser
     step, pass ``update=optim_wrapper.should_sync()`` (True on the last
     micro-batch of an accumulation window); calls with ``update=False``
-    compute no gradient norms and make no collective call.
+    compute no gradient norms and make no collective call. In mmengine's
+    Runner, :class:`LossBalancerHook` does this for the distiller.
 
     Checkpoints: the weights are a parameter and L_i(0), the initialised
     flags and the Adam state are buffers, so the model's ``state_dict``

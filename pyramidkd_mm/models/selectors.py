@@ -33,6 +33,11 @@ class LevelSelector(nn.Module):
         """Whether the distiller must keep this step for :meth:`learn`."""
         return False
 
+    def loss_weights(self):
+        """Per-level weights of the distillation losses; None weighs all
+        levels 1."""
+        return None
+
     def all_levels(self, student_feats):
         """The mask that distills every level of every sample."""
         return torch.ones(student_feats[0].shape[0], len(self.levels),

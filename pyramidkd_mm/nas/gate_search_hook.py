@@ -1,0 +1,157 @@
+"""Runs a gate search (DARTS-LS, GDAS-LS) alongside the Runner's training."""
+import time
+
+import torch
+from mmengine.dist import broadcast
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import OPTIMIZERS
+
+from ..registry import HOOKS
+from .darts import Architect, DARTSSelector
+from .gdas import GDASSelector
+from .result import derive_mask, write_search_result
+
+
+@HOOKS.register_module()
+class GateSearchHook(Hook):
+    """Bi-level gate search in the Runner: before every training iteration
+    (the student's step on the training split) the gates take one
+    :class:`Architect` step on a batch of the held-out split.
+
+    For a :class:`GDASSelector` it also anneals the temperature linearly from
+    ``temperature[0]`` to ``temperature[1]`` over the run and draws the
+    iteration's sample. Gate probabilities and the held-out loss are logged
+    every iteration as ``gate_<level>`` and ``search_val_loss``. When
+    training ends it writes the mask (:func:`derive_mask`) with its cost,
+    the last validation metrics of the search-trained student and the search
+    time (:func:`write_search_result`). The gates are in the model's state
+    dict; the gate optimiser and the time spent so far go into checkpoints,
+    so ``--resume`` continues the search.
+
+    Args:
+        search_dataloader (dict): the held-out split, with a training
+            pipeline (the gates descend its task loss).
+        arch_optimizer (dict): optimiser of the gate logits (DARTS: Adam,
+            lr 3e-4, betas (0.5, 0.999), weight decay 1e-3; larger lrs suit
+            the few logits here).
+        unrolled (bool): second-order DARTS (see :class:`Architect`).
+        temperature (tuple[float, float]): GDAS's start and end temperature.
+        budget (float, optional): relative teacher compute the mask may cost
+            (top levels under the budget); without it, the levels whose
+            probability exceeds ``threshold``.
+        threshold (float): see ``budget``.
+        base_config (str, optional): the KD config the written
+            ``fixed_mask.py`` extends.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 search_dataloader,
+                 arch_optimizer=dict(type='Adam', lr=3e-3, betas=(0.5, 0.999),
+                                     weight_decay=1e-3),
+                 unrolled=True,
+                 temperature=(10.0, 0.1),
+                 budget=None,
+                 threshold=0.5,
+                 base_config=None):
+        self.search_dataloader = search_dataloader
+        self.arch_optimizer = arch_optimizer
+        self.unrolled = unrolled
+        self.temperature = temperature
+        self.budget = budget
+        self.threshold = threshold
+        self.base_config = base_config
+        self.architect = None
+        self.seconds = 0.0  # search time of earlier (resumed) runs
+        self.metrics = {}
+
+    @staticmethod
+    def _distiller(runner):
+        model = runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    def before_run(self, runner):
+        model = self._distiller(runner)
+        selector = getattr(model, 'selector', None)
+        if not isinstance(selector, DARTSSelector):
+            raise TypeError(
+                'GateSearchHook needs a PyramidDistiller with a gate selector '
+                "(dict(type='DARTSSelector') or 'GDASSelector'); got "
+                f'{type(selector).__name__}')
+        if model.balancer is not None:
+            raise ValueError('a gate search weights the levels itself; '
+                             'remove loss_balancer from the model')
+        for param in selector.parameters():
+            broadcast(param.data)  # one set of gates on every rank
+        optimizer = OPTIMIZERS.build(
+            dict(self.arch_optimizer, params=list(selector.parameters())))
+        self.architect = Architect(model, optimizer, self.unrolled)
+        self._loader = runner.build_dataloader(self.search_dataloader,
+                                               seed=runner.seed)
+
+    def _batches(self):
+        epoch = 0
+        while True:
+            if hasattr(self._loader.sampler, 'set_epoch'):
+                self._loader.sampler.set_epoch(epoch)
+            yield from self._loader
+            epoch += 1
+
+    def before_train(self, runner):
+        self._held_out = self._batches()
+        self._start = time.time()
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        model = self._distiller(runner)
+        selector = model.selector
+        if isinstance(selector, GDASSelector):
+            start, end = self.temperature
+            progress = runner.iter / max(runner.max_iters - 1, 1)
+            selector.temperature = start - (start - end) * progress
+            selector.resample()
+            runner.message_hub.update_scalar('train/gdas_tau',
+                                             selector.temperature)
+        train = model.data_preprocessor(data_batch, training=True)
+        held_out = model.data_preprocessor(next(self._held_out),
+                                           training=True)
+        xi = runner.optim_wrapper.get_lr()['lr'][0]
+        stats = self.architect.step(train, held_out, xi)
+        runner.message_hub.update_scalar('train/search_val_loss',
+                                         stats['val_loss'])
+        for name, prob in zip(model.levels, selector.probabilities()):
+            runner.message_hub.update_scalar(f'train/gate_{name}',
+                                             prob.item())
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.metrics = dict(metrics or {})
+
+    def after_train(self, runner):
+        model = self._distiller(runner)
+        probs = model.selector.probabilities()
+        flags = derive_mask(probs, model.mask_cost, self.budget,
+                            self.threshold)
+        cost = model.mask_cost(torch.tensor(flags, device=probs.device)[None])
+        name = ('GDAS-LS' if isinstance(model.selector, GDASSelector) else
+                f"DARTS-LS ({'second' if self.unrolled else 'first'} order)")
+        result = write_search_result(
+            runner.work_dir, name, model.levels, flags, cost.item(),
+            dict(self.metrics, source='the search-trained student on the '
+                 'val split'),
+            self.seconds + time.time() - self._start, self.base_config,
+            probabilities=[round(p, 4) for p in probs.tolist()])
+        runner.logger.info(f'{name} chose {result["mask"]} (probabilities '
+                           f'{result["probabilities"]}, distill cost '
+                           f'{result["distill_cost"]})')
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        checkpoint['gate_search'] = dict(
+            optimizer=self.architect.optimizer.state_dict(),
+            seconds=self.seconds + time.time() - self._start)
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        if 'gate_search' in checkpoint:
+            state = checkpoint['gate_search']
+            self.architect.optimizer.load_state_dict(state['optimizer'])
+            self.seconds = state['seconds']

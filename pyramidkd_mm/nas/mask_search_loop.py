@@ -1,0 +1,198 @@
+"""Searches that score whole masks: each candidate is a short fine-tune from a
+shared starting point, evaluated on a held-out split."""
+import copy
+import itertools
+import json
+import os.path as osp
+import time
+
+import torch
+from mmengine.dist import broadcast_object_list, is_main_process
+from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop, ValLoop
+
+from ..models import FixedSelector
+from ..registry import LOOPS
+from .result import write_search_result
+
+
+class MaskSearchLoop(BaseLoop):
+    """Base of the mask searches, used as a Runner's ``train_cfg``.
+
+    The model is a :class:`PyramidDistiller` with a :class:`FixedSelector`;
+    its state when the loop starts (after ``load_from`` or the student's
+    ``init_cfg``) is the shared starting point. :meth:`evaluate` restores it
+    and a fresh optimiser state, sets the candidate mask, trains
+    ``finetune_iters`` iterations on the training split (the Runner's
+    iteration hooks run, so losses are logged), and evaluates on the held-out
+    split with the toolbox's metric: fitness = metric - ``cost_weight`` x
+    distillation cost. Each mask is evaluated once: results are cached in
+    ``<work_dir>/mask_search.json`` after every candidate, and a resumed run
+    (``resume=True``) reads them back and replays the (deterministic) search
+    without evaluating them again. Rank 0's decisions and cache are
+    broadcast, so every rank trains the same candidate. Subclasses implement
+    :meth:`search`.
+
+    Args:
+        runner (Runner): the Runner.
+        dataloader (dict | DataLoader): the training split.
+        search_dataloader (dict): the held-out split, with a test pipeline.
+        search_evaluator (dict | list): its evaluator.
+        metric (str): the metric key the fitness uses, e.g.
+            ``'coco/bbox_mAP'``.
+        finetune_iters (int): training iterations per candidate.
+        cost_weight (float): the price of the whole teacher pyramid, in
+            metric units.
+        base_config (str, optional): the KD config the written
+            ``fixed_mask.py`` extends.
+    """
+
+    name = None
+
+    def __init__(self, runner, dataloader, search_dataloader,
+                 search_evaluator, metric, finetune_iters, cost_weight=0.0,
+                 base_config=None):
+        super().__init__(runner, dataloader)
+        self.val_loop = ValLoop(runner, search_dataloader, search_evaluator)
+        self.metric = metric
+        self.finetune_iters = finetune_iters
+        self.cost_weight = cost_weight
+        self.base_config = base_config
+        self._iter = 0
+        self.cache = {}
+
+    @property
+    def iter(self):
+        return self._iter
+
+    @property
+    def epoch(self):
+        return 0
+
+    @property
+    def max_epochs(self):
+        return 1
+
+    @property
+    def max_iters(self):
+        return self.finetune_iters * self.max_candidates()
+
+    def max_candidates(self):
+        """An upper bound on the evaluations (for progress and ETA)."""
+        return 2**len(self.distiller.levels)
+
+    @property
+    def distiller(self):
+        model = self.runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    @property
+    def cache_file(self):
+        return osp.join(self.runner.work_dir, 'mask_search.json')
+
+    def run(self):
+        model = self.distiller
+        if not isinstance(getattr(model, 'selector', None), FixedSelector):
+            raise TypeError(f'{type(self).__name__} needs a PyramidDistiller '
+                            "with dict(type='FixedSelector', mask=...)")
+        self.runner.call_hook('before_train')
+        self._start = copy.deepcopy(model.state_dict())
+        self._optim_start = copy.deepcopy(
+            self.runner.optim_wrapper.optimizer.state_dict())
+        self._batches = self._training_batches()
+        cache = [None]
+        if self.runner._resume and is_main_process() and osp.exists(
+                self.cache_file):
+            with open(self.cache_file) as f:
+                cache = [json.load(f)]
+        broadcast_object_list(cache)
+        self.cache = cache[0] or {}
+        self.search()
+        best = max(self.cache.values(), key=lambda r: r['fitness'])
+        write_search_result(
+            self.runner.work_dir, self.name, model.levels, best['flags'],
+            best['cost'], dict(best['metrics'], source='fine-tune of the '
+                               'mask, held-out split'),
+            sum(r['seconds'] for r in self.cache.values()), self.base_config,
+            cost_weight=self.cost_weight,
+            candidates=sorted(self.cache.values(),
+                              key=lambda r: -r['fitness']))
+        self.runner.logger.info(f'{self.name} chose {best["mask"]} '
+                                f'(fitness {best["fitness"]:.4f}) out of '
+                                f'{len(self.cache)} evaluated masks')
+        self.runner.call_hook('after_train')
+        return self.runner.model
+
+    def search(self):
+        """Evaluate candidates with :meth:`evaluate` (they are cached)."""
+        raise NotImplementedError
+
+    def _training_batches(self):
+        epoch = 0
+        while True:
+            if hasattr(self.dataloader.sampler, 'set_epoch'):
+                self.dataloader.sampler.set_epoch(epoch)
+            yield from self.dataloader
+            epoch += 1
+
+    def evaluate(self, flags):
+        """Fine-tune and score one mask (once).
+
+        Args:
+            flags (Sequence[bool]): one flag per level.
+
+        Returns:
+            dict: ``mask``, ``flags``, ``metrics``, ``cost``, ``fitness`` and
+            ``seconds``.
+        """
+        decision = [[bool(f) for f in flags]]
+        broadcast_object_list(decision)  # rank 0 decides
+        flags = decision[0]
+        key = ''.join('1' if f else '0' for f in flags)
+        if key in self.cache:
+            return self.cache[key]
+        start = time.time()
+        model, runner = self.distiller, self.runner
+        model.load_state_dict(self._start)
+        runner.optim_wrapper.optimizer.load_state_dict(self._optim_start)
+        model.selector.flags.copy_(torch.tensor(flags))
+        runner.logger.info(f'{self.name}: fine-tuning mask {key} '
+                           f'({len(self.cache) + 1} evaluated)')
+        runner.model.train()
+        for idx in range(self.finetune_iters):
+            batch = next(self._batches)
+            runner.call_hook('before_train_iter', batch_idx=idx,
+                             data_batch=batch)
+            outputs = runner.model.train_step(
+                batch, optim_wrapper=runner.optim_wrapper)
+            runner.call_hook('after_train_iter', batch_idx=idx,
+                             data_batch=batch, outputs=outputs)
+            self._iter += 1
+        metrics = self.val_loop.run()
+        cost = model.mask_cost(model.selector.flags[None]).item()
+        record = dict(
+            mask=[n for n, f in zip(model.levels, flags) if f],
+            flags=[int(f) for f in flags],
+            metrics={k: float(v) for k, v in metrics.items()
+                     if isinstance(v, (int, float))},
+            cost=round(cost, 4),
+            fitness=float(metrics[self.metric]) - self.cost_weight * cost,
+            seconds=round(time.time() - start, 1))
+        self.cache[key] = record
+        if is_main_process():
+            with open(self.cache_file, 'w') as f:
+                json.dump(self.cache, f, indent=2)
+        return record
+
+
+@LOOPS.register_module()
+class ExhaustiveSearchLoop(MaskSearchLoop):
+    """Every one of the 2^L masks, the empty one (the student alone)
+    included: the reference the other searchers are measured against."""
+
+    name = 'Exhaustive'
+
+    def search(self):
+        for flags in itertools.product((False, True),
+                                       repeat=len(self.distiller.levels)):
+            self.evaluate(flags)
