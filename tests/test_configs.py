@@ -22,6 +22,9 @@ def test_all_configs_are_covered():
     for task in ('det', 'seg', 'cls'):
         for kind in ('teacher', 'student', 'uniform_kd'):
             assert f'digits/{task}_{kind}.py' in names
+    for search in ('darts', 'gdas', 'evolution', 'exhaustive'):
+        assert {f'digits/search/det_{search}.py',
+                f'search/{search}_coco.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS,

@@ -9,7 +9,7 @@ import time
 import torch
 from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.model import is_model_wrapper
-from mmengine.runner import BaseLoop, ValLoop
+from mmengine.runner import BaseLoop
 
 from ..models import FixedSelector
 from ..registry import LOOPS
@@ -23,9 +23,12 @@ class MaskSearchLoop(BaseLoop):
     its state when the loop starts (after ``load_from`` or the student's
     ``init_cfg``) is the shared starting point. :meth:`evaluate` restores it
     and a fresh optimiser state, sets the candidate mask, trains
-    ``finetune_iters`` iterations on the training split (the Runner's
+    ``finetune_iters`` iterations on the training split's first batches,
+    the same for every candidate (the Runner's
     iteration hooks run, so losses are logged), and evaluates on the held-out
-    split with the toolbox's metric: fitness = metric - ``cost_weight`` x
+    split, which is the config's validation split (``val_dataloader``,
+    ``val_evaluator``: the Runner's val loop scores the candidates with the
+    toolbox's metric): fitness = metric - ``cost_weight`` x
     distillation cost. Each mask is evaluated once: results are cached in
     ``<work_dir>/mask_search.json`` after every candidate, and a resumed run
     (``resume=True``) reads them back and replays the (deterministic) search
@@ -36,8 +39,6 @@ class MaskSearchLoop(BaseLoop):
     Args:
         runner (Runner): the Runner.
         dataloader (dict | DataLoader): the training split.
-        search_dataloader (dict): the held-out split, with a test pipeline.
-        search_evaluator (dict | list): its evaluator.
         metric (str): the metric key the fitness uses, e.g.
             ``'coco/bbox_mAP'``.
         finetune_iters (int): training iterations per candidate.
@@ -49,17 +50,16 @@ class MaskSearchLoop(BaseLoop):
 
     name = None
 
-    def __init__(self, runner, dataloader, search_dataloader,
-                 search_evaluator, metric, finetune_iters, cost_weight=0.0,
-                 base_config=None):
+    def __init__(self, runner, dataloader, metric, finetune_iters,
+                 cost_weight=0.0, base_config=None):
         super().__init__(runner, dataloader)
-        self.val_loop = ValLoop(runner, search_dataloader, search_evaluator)
         self.metric = metric
         self.finetune_iters = finetune_iters
         self.cost_weight = cost_weight
         self.base_config = base_config
         self._iter = 0
-        self.cache = {}
+        self.cache = {}  # every mask scored, by flags ('0110')
+        self._visited = {}  # those this search asked for
 
     @property
     def iter(self):
@@ -95,11 +95,15 @@ class MaskSearchLoop(BaseLoop):
         if not isinstance(getattr(model, 'selector', None), FixedSelector):
             raise TypeError(f'{type(self).__name__} needs a PyramidDistiller '
                             "with dict(type='FixedSelector', mask=...)")
+        if self.runner.val_loop is None:
+            raise ValueError(
+                f'{type(self).__name__} scores masks on the held-out split: '
+                'set val_dataloader, val_evaluator and val_cfg')
         self.runner.call_hook('before_train')
+        self.runner.call_hook('before_train_epoch')
         self._start = copy.deepcopy(model.state_dict())
         self._optim_start = copy.deepcopy(
             self.runner.optim_wrapper.optimizer.state_dict())
-        self._batches = self._training_batches()
         cache = [None]
         if self.runner._resume and is_main_process() and osp.exists(
                 self.cache_file):
@@ -108,18 +112,19 @@ class MaskSearchLoop(BaseLoop):
         broadcast_object_list(cache)
         self.cache = cache[0] or {}
         self.search()
-        best = max(self.cache.values(), key=lambda r: r['fitness'])
+        visited = self._visited.values()
+        best = max(visited, key=lambda r: r['fitness'])
         write_search_result(
             self.runner.work_dir, self.name, model.levels, best['flags'],
             best['cost'], dict(best['metrics'], source='fine-tune of the '
                                'mask, held-out split'),
-            sum(r['seconds'] for r in self.cache.values()), self.base_config,
+            sum(r['seconds'] for r in visited), self.base_config,
             cost_weight=self.cost_weight,
-            candidates=sorted(self.cache.values(),
-                              key=lambda r: -r['fitness']))
+            candidates=sorted(visited, key=lambda r: -r['fitness']))
         self.runner.logger.info(f'{self.name} chose {best["mask"]} '
                                 f'(fitness {best["fitness"]:.4f}) out of '
-                                f'{len(self.cache)} evaluated masks')
+                                f'{len(visited)} evaluated masks')
+        self.runner.call_hook('after_train_epoch')
         self.runner.call_hook('after_train')
         return self.runner.model
 
@@ -149,18 +154,26 @@ class MaskSearchLoop(BaseLoop):
         broadcast_object_list(decision)  # rank 0 decides
         flags = decision[0]
         key = ''.join('1' if f else '0' for f in flags)
-        if key in self.cache:
-            return self.cache[key]
+        if key not in self.cache:
+            self.cache[key] = self._finetune_and_score(flags)
+            if is_main_process():
+                with open(self.cache_file, 'w') as f:
+                    json.dump(self.cache, f, indent=2)
+        self._visited[key] = self.cache[key]
+        return self.cache[key]
+
+    def _finetune_and_score(self, flags):
         start = time.time()
         model, runner = self.distiller, self.runner
         model.load_state_dict(self._start)
         runner.optim_wrapper.optimizer.load_state_dict(self._optim_start)
         model.selector.flags.copy_(torch.tensor(flags))
-        runner.logger.info(f'{self.name}: fine-tuning mask {key} '
+        runner.logger.info(f'{self.name}: fine-tuning mask {flags} '
                            f'({len(self.cache) + 1} evaluated)')
         runner.model.train()
+        batches = self._training_batches()  # the same batches for every mask
         for idx in range(self.finetune_iters):
-            batch = next(self._batches)
+            batch = next(batches)
             runner.call_hook('before_train_iter', batch_idx=idx,
                              data_batch=batch)
             outputs = runner.model.train_step(
@@ -168,9 +181,9 @@ class MaskSearchLoop(BaseLoop):
             runner.call_hook('after_train_iter', batch_idx=idx,
                              data_batch=batch, outputs=outputs)
             self._iter += 1
-        metrics = self.val_loop.run()
+        metrics = runner.val_loop.run()
         cost = model.mask_cost(model.selector.flags[None]).item()
-        record = dict(
+        return dict(
             mask=[n for n, f in zip(model.levels, flags) if f],
             flags=[int(f) for f in flags],
             metrics={k: float(v) for k, v in metrics.items()
@@ -178,11 +191,6 @@ class MaskSearchLoop(BaseLoop):
             cost=round(cost, 4),
             fitness=float(metrics[self.metric]) - self.cost_weight * cost,
             seconds=round(time.time() - start, 1))
-        self.cache[key] = record
-        if is_main_process():
-            with open(self.cache_file, 'w') as f:
-                json.dump(self.cache, f, indent=2)
-        return record
 
 
 @LOOPS.register_module()

@@ -80,7 +80,7 @@ class NegativeSquaredError(BaseMetric):
     """Mean negative squared error of the predictions."""
 
     def process(self, data_batch, data_samples):
-        self.results.extend(data_samples.tolist())
+        self.results.extend(float(v) for v in data_samples)
 
     def compute_metrics(self, results):
         return dict(neg_mse=sum(results) / len(results))
