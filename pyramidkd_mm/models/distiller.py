@@ -147,8 +147,8 @@ class PyramidDistiller(BaseModel):
                     'pyramid levels; shorten `levels` or give the '
                     f'{role} more outputs')
         connectors = nn.ModuleDict()
-        for name, (cs, ss), (ct, st) in zip(self.levels, shapes['student'],
-                                             shapes['teacher']):
+        for name, (cs, ss), (ct, st) in zip(
+                self.levels, shapes['student'], shapes['teacher']):
             if ss != st:
                 raise ValueError(
                     f'level {name}: student stride {ss} but teacher stride '

@@ -43,6 +43,7 @@ class LevelSelector(nn.Module):
         return torch.ones(student_feats[0].shape[0], len(self.levels),
                           dtype=torch.bool, device=student_feats[0].device)
 
+
 @MODELS.register_module()
 class UniformSelector(LevelSelector):
     """Distill every level of every sample."""
