@@ -27,7 +27,8 @@ class GateSearchHook(Hook):
     the last validation metrics of the search-trained student and the search
     time (:func:`write_search_result`). The gates are in the model's state
     dict; the gate optimiser and the time spent so far go into checkpoints,
-    so ``--resume`` continues the search.
+    so ``--resume`` continues the search (its held-out batches start over:
+    the loader's position is not saved).
 
     Args:
         search_dataloader (dict): the held-out split, with a training
