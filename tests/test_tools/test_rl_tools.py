@@ -1,21 +1,15 @@
 """RL-KD end to end on the real detection config (tiny): two training
 iterations in the policy phases, a PPO update, and the policy heatmap tool
 on the resulting checkpoint."""
-import os.path as osp
 import sys
 
 import torch
 
-from pyramidkd_mm.models import build_teacher
-from test_tools import REPO, iters, run
+from test_tools import iters, random_teacher, run
 
 
 def test_rl_kd_trains_and_draws_its_heatmap(tmp_path, digits_data):
-    teacher = tmp_path / 'teacher.pth'
-    torch.manual_seed(0)
-    model = build_teacher(osp.join(REPO, 'configs/digits/det_teacher.py'),
-                          None)
-    torch.save(dict(state_dict=model.state_dict()), teacher)
+    teacher = random_teacher(tmp_path, 'det')
     options = [f'model.teacher.checkpoint={teacher}',
                'train_dataloader.batch_size=2',
                'val_dataloader.dataset.indices=6',

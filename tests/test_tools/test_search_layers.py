@@ -1,22 +1,15 @@
 """tools/search_layers.py on the real digits search configs (tiny): a GDAS-LS
 and an EA-LS search, their comparison table, and the written fixed_mask.py
-trained as a FixedSelector config."""
-import os.path as osp
+read back as a FixedSelector distillation config."""
 import sys
 
-import torch
 from mmengine.config import Config
 
-from pyramidkd_mm.models import build_teacher
-from test_tools import REPO, run
+from test_tools import random_teacher, run
 
 
 def test_searches_write_masks_and_compare(tmp_path, digits_data):
-    teacher = tmp_path / 'teacher.pth'
-    torch.manual_seed(0)
-    model = build_teacher(osp.join(REPO, 'configs/digits/det_teacher.py'),
-                          None)
-    torch.save(dict(state_dict=model.state_dict()), teacher)
+    teacher = random_teacher(tmp_path, 'det')
     common = [f'model.teacher.checkpoint={teacher}',
               'model.student.init_cfg=None', 'train_dataloader.batch_size=2',
               'default_hooks.logger.interval=1']
@@ -31,7 +24,8 @@ def test_searches_write_masks_and_compare(tmp_path, digits_data):
               'configs/digits/search/det_evolution.py', '--work-dir',
               root / 'evolution', '--cfg-options', *common,
               'train_cfg.finetune_iters=1', 'train_cfg.population_size=2',
-              'train_cfg.num_generations=0', 'val_dataloader.dataset.indices=-4')
+              'train_cfg.num_generations=0',
+              'val_dataloader.dataset.indices=-4')
     # The candidates it scored, then one row per search in the folder.
     assert log.count('| EA-LS |') == 1 and log.count('| GDAS-LS |') == 1
     assert 'fitness' in log

@@ -33,15 +33,22 @@ def run(*cmd, **env):
     return result.stdout + result.stderr
 
 
+def random_teacher(folder, task):
+    """A weights-only checkpoint of the digits teacher of ``task``, with
+    random weights (the tools' tests need a file, not a trained model)."""
+    teacher = folder / 'teacher.pth'
+    torch.manual_seed(0)
+    model = build_teacher(
+        osp.join(REPO, f'configs/digits/{task}_teacher.py'), None)
+    torch.save(dict(state_dict=model.state_dict()), teacher)
+    return teacher
+
+
 @pytest.fixture(scope='module')
 def kd_run(tmp_path_factory, digits_data):
     """A 2-iteration uniform-KD run on cls with a (random) teacher file."""
     root = tmp_path_factory.mktemp('kd')
-    teacher = root / 'teacher.pth'
-    torch.manual_seed(0)
-    model = build_teacher(osp.join(REPO, 'configs/digits/cls_teacher.py'),
-                          None)
-    torch.save(dict(state_dict=model.state_dict()), teacher)
+    teacher = random_teacher(root, 'cls')
     options = TINY + [f'model.teacher.checkpoint={teacher}']
     work_dir = root / 'work'
     run(sys.executable, 'tools/train.py', 'configs/digits/cls_uniform_kd.py',
