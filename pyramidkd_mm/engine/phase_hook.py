@@ -79,6 +79,13 @@ class DistillPhaseHook(Hook):
             model.student.get_submodule(self.freeze)  # fail early if wrong
 
     def before_train(self, runner):
+        # A decision is rewarded by the optimiser step right after it; with
+        # accumulation most iterations have none (private in mmengine 0.10).
+        if getattr(runner.optim_wrapper, '_accumulative_counts', 1) > 1:
+            raise ValueError(
+                'DistillPhaseHook rewards each iteration by the optimiser '
+                'step that follows it; remove accumulative_counts from '
+                'optim_wrapper (use a larger batch instead)')
         self._distiller(runner).selector.trainer.sync_policy()
         phase = self.phase_at(runner)
         if self._loaded_phase not in (None, phase):

@@ -126,6 +126,14 @@ def test_needs_an_rl_selector(tmp_path, toy_teacher):
         DistillPhaseHook(milestones=[5, 2])
 
 
+def test_refuses_gradient_accumulation(tmp_path, toy_teacher):
+    runner, _ = build_runner(tmp_path, toy_teacher, 2, [1, 2])
+    runner.optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05),
+                                accumulative_counts=2)
+    with pytest.raises(ValueError, match='accumulative_counts'):
+        runner.train()
+
+
 def _ddp_worker(rank, work_dir, toy_teacher):
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2')
