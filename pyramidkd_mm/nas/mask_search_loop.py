@@ -104,7 +104,7 @@ class MaskSearchLoop(BaseLoop):
         self._start = copy.deepcopy(model.state_dict())
         self._optim_start = copy.deepcopy(
             self.runner.optim_wrapper.optimizer.state_dict())
-        cache = [None]
+        cache = [None]  # --resume / resume=True: mmengine keeps it here
         if self.runner._resume and is_main_process() and osp.exists(
                 self.cache_file):
             with open(self.cache_file) as f:
