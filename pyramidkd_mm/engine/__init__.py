@@ -1,8 +1,9 @@
-from .distributed import CPUDistributedDataParallel, setup_cpu_distributed
+from .distributed import (CPUDistributedDataParallel, endless_batches,
+                          setup_cpu_distributed, unwrapped_model)
 from .loss_balancer_hook import LossBalancerHook
 from .phase_hook import DistillPhaseHook
 
 __all__ = [
     'CPUDistributedDataParallel', 'DistillPhaseHook', 'LossBalancerHook',
-    'setup_cpu_distributed'
+    'endless_batches', 'setup_cpu_distributed', 'unwrapped_model'
 ]

@@ -10,7 +10,7 @@ import os
 
 import torch
 import torch.distributed as dist
-from mmengine.model import MMDistributedDataParallel
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 
 from ..registry import MODEL_WRAPPERS
 
@@ -22,6 +22,24 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
 
     def __init__(self, module, device_ids=None, **kwargs):
         super().__init__(module=module, device_ids=None, **kwargs)
+
+
+def unwrapped_model(runner):
+    """The Runner's model without its DDP wrapper: where the project's hooks
+    and loops read and change the distiller's state."""
+    model = runner.model
+    return model.module if is_model_wrapper(model) else model
+
+
+def endless_batches(loader):
+    """Batches of ``loader`` forever, reshuffled every epoch as the train
+    loops do (``set_epoch`` of a distributed or default sampler)."""
+    epoch = 0
+    while True:
+        if hasattr(loader.sampler, 'set_epoch'):
+            loader.sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
 
 
 def setup_cpu_distributed(cfg):

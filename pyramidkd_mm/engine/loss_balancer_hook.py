@@ -1,9 +1,9 @@
 """Loss-balancer updates once per optimiser step under gradient
 accumulation."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from ..registry import HOOKS
+from .distributed import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -22,13 +22,8 @@ class LossBalancerHook(Hook):
     every rank, as the balancer's collective calls require.
     """
 
-    @staticmethod
-    def _distiller(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
     def before_run(self, runner):
-        model = self._distiller(runner)
+        model = unwrapped_model(runner)
         if getattr(model, 'balancer', None) is None:
             raise ValueError(
                 'LossBalancerHook needs a PyramidDistiller with a loss '
@@ -38,5 +33,5 @@ class LossBalancerHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         # should_sync() counts the backward passes made so far, so here,
         # before this iteration's, it tells whether this one steps.
-        self._distiller(runner).balancer_update = (
+        unwrapped_model(runner).balancer_update = (
             runner.optim_wrapper.should_sync())

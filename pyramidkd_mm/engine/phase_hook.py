@@ -1,9 +1,9 @@
 """The training phases of RL-PyramidKD, driven from the Runner."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from ..models import RLSelector
 from ..registry import HOOKS
+from .distributed import unwrapped_model
 
 # Phase 4 (meta-learning of the policy) will extend this tuple and
 # ``_enter``; the milestones then take a third boundary.
@@ -58,18 +58,13 @@ class DistillPhaseHook(Hook):
         self._loaded_phase = None
         self._frozen = []
 
-    @staticmethod
-    def _distiller(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
     def phase_at(self, runner):
         """The phase the run is in at its current iteration (or epoch)."""
         now = runner.epoch if self.by_epoch else runner.iter
         return PHASES[sum(now >= m for m in self.milestones)]
 
     def before_run(self, runner):
-        model = self._distiller(runner)
+        model = unwrapped_model(runner)
         if not isinstance(getattr(model, 'selector', None), RLSelector):
             raise TypeError(
                 'DistillPhaseHook needs a PyramidDistiller whose selector is '
@@ -86,7 +81,7 @@ class DistillPhaseHook(Hook):
                 'DistillPhaseHook rewards each iteration by the optimiser '
                 'step that follows it; remove accumulative_counts from '
                 'optim_wrapper (use a larger batch instead)')
-        self._distiller(runner).selector.trainer.sync_policy()
+        unwrapped_model(runner).selector.trainer.sync_policy()
         phase = self.phase_at(runner)
         if self._loaded_phase not in (None, phase):
             runner.logger.warning(
@@ -102,7 +97,7 @@ class DistillPhaseHook(Hook):
                                          PHASES.index(phase) + 1)
 
     def _enter(self, runner, phase):
-        model = self._distiller(runner)
+        model = unwrapped_model(runner)
         model.selector.uniform = phase == 'uniform'
         if phase == 'policy' and self.freeze is not None:
             # Only what trains now: stages a config freezes stay frozen.
@@ -122,18 +117,18 @@ class DistillPhaseHook(Hook):
                          outputs=None):
         if self.phase == 'uniform':
             return
-        model = self._distiller(runner)
+        model = unwrapped_model(runner)
         stats = model.selector.learn(*model.outcome())
         for key, value in stats.items():
             runner.message_hub.update_scalar(f'train/rl_{key}', value)
 
     def before_save_checkpoint(self, runner, checkpoint):
         checkpoint['distill_phase'] = self.phase
-        checkpoint['rl_selector'] = self._distiller(
+        checkpoint['rl_selector'] = unwrapped_model(
             runner).selector.learner_state_dict()
 
     def after_load_checkpoint(self, runner, checkpoint):
         self._loaded_phase = checkpoint.get('distill_phase')
         if 'rl_selector' in checkpoint:
-            self._distiller(runner).selector.load_learner_state_dict(
+            unwrapped_model(runner).selector.load_learner_state_dict(
                 checkpoint['rl_selector'])

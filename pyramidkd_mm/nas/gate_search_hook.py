@@ -4,9 +4,9 @@ import time
 import torch
 from mmengine.dist import broadcast
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import OPTIMIZERS
 
+from ..engine import endless_batches, unwrapped_model
 from ..registry import HOOKS
 from .darts import Architect, DARTSSelector
 from .gdas import GDASSelector
@@ -21,11 +21,12 @@ class GateSearchHook(Hook):
 
     For a :class:`GDASSelector` it also anneals the temperature linearly from
     ``temperature[0]`` to ``temperature[1]`` over the run and draws the
-    iteration's sample. Gate probabilities and the held-out loss are logged
-    every iteration as ``gate_<level>`` and ``search_val_loss``. When
-    training ends it writes the mask (:func:`derive_mask`) with its cost,
-    the last validation metrics of the search-trained student and the search
-    time (:func:`write_search_result`). The gates are in the model's state
+    iteration's sample. Gate probabilities, the held-out loss and the size of
+    the gate gradient are logged every iteration as ``gate_<level>``,
+    ``search_val_loss`` and ``search_hypergrad_norm``. When training ends it
+    writes the mask (:func:`derive_mask`) with its cost, the last validation
+    metrics of the search-trained student and the search time
+    (:func:`write_search_result`). The gates are in the model's state
     dict; the gate optimiser and the time spent so far go into checkpoints,
     so ``--resume`` continues the search (its held-out batches start over:
     the loader's position is not saved).
@@ -68,13 +69,8 @@ class GateSearchHook(Hook):
         self.seconds = 0.0  # search time of earlier (resumed) runs
         self.metrics = {}
 
-    @staticmethod
-    def _distiller(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
     def before_run(self, runner):
-        model = self._distiller(runner)
+        model = unwrapped_model(runner)
         selector = getattr(model, 'selector', None)
         if not isinstance(selector, DARTSSelector):
             raise TypeError(
@@ -92,20 +88,12 @@ class GateSearchHook(Hook):
         self._loader = runner.build_dataloader(self.search_dataloader,
                                                seed=runner.seed)
 
-    def _batches(self):
-        epoch = 0
-        while True:
-            if hasattr(self._loader.sampler, 'set_epoch'):
-                self._loader.sampler.set_epoch(epoch)
-            yield from self._loader
-            epoch += 1
-
     def before_train(self, runner):
-        self._held_out = self._batches()
+        self._held_out = endless_batches(self._loader)
         self._start = time.time()
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        model = self._distiller(runner)
+        model = unwrapped_model(runner)
         selector = model.selector
         if isinstance(selector, GDASSelector):
             start, end = self.temperature
@@ -119,8 +107,8 @@ class GateSearchHook(Hook):
                                            training=True)
         xi = runner.optim_wrapper.get_lr()['lr'][0]
         stats = self.architect.step(train, held_out, xi)
-        runner.message_hub.update_scalar('train/search_val_loss',
-                                         stats['val_loss'])
+        for key, value in stats.items():
+            runner.message_hub.update_scalar(f'train/search_{key}', value)
         for name, prob in zip(model.levels, selector.probabilities()):
             runner.message_hub.update_scalar(f'train/gate_{name}',
                                              prob.item())
@@ -129,7 +117,7 @@ class GateSearchHook(Hook):
         self.metrics = dict(metrics or {})
 
     def after_train(self, runner):
-        model = self._distiller(runner)
+        model = unwrapped_model(runner)
         probs = model.selector.probabilities()
         flags = derive_mask(probs, model.mask_cost, self.budget,
                             self.threshold)

@@ -8,9 +8,9 @@ import time
 
 import torch
 from mmengine.dist import broadcast_object_list, is_main_process
-from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
+from ..engine import endless_batches, unwrapped_model
 from ..models import FixedSelector
 from ..registry import LOOPS
 from .result import write_search_result
@@ -83,8 +83,7 @@ class MaskSearchLoop(BaseLoop):
 
     @property
     def distiller(self):
-        model = self.runner.model
-        return model.module if is_model_wrapper(model) else model
+        return unwrapped_model(self.runner)
 
     @property
     def cache_file(self):
@@ -132,14 +131,6 @@ class MaskSearchLoop(BaseLoop):
         """Evaluate candidates with :meth:`evaluate` (they are cached)."""
         raise NotImplementedError
 
-    def _training_batches(self):
-        epoch = 0
-        while True:
-            if hasattr(self.dataloader.sampler, 'set_epoch'):
-                self.dataloader.sampler.set_epoch(epoch)
-            yield from self.dataloader
-            epoch += 1
-
     def evaluate(self, flags):
         """Fine-tune and score one mask (once).
 
@@ -171,7 +162,7 @@ class MaskSearchLoop(BaseLoop):
         runner.logger.info(f'{self.name}: fine-tuning mask {flags} '
                            f'({len(self.cache) + 1} evaluated)')
         runner.model.train()
-        batches = self._training_batches()  # the same batches for every mask
+        batches = endless_batches(self.dataloader)  # the same for every mask
         for idx in range(self.finetune_iters):
             batch = next(batches)
             runner.call_hook('before_train_iter', batch_idx=idx,

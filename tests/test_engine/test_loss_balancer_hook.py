@@ -7,18 +7,16 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 import conftest  # noqa: F401 registers the toy model in spawned workers
 from pyramidkd_mm.checkpoint import trust_checkpoints
-from pyramidkd_mm.engine import LossBalancerHook
+from pyramidkd_mm.engine import LossBalancerHook, unwrapped_model
 from test_phase_hook import LEVELS, ToyImages
 
 
 def _balancer(runner):
-    model = runner.model
-    return (model.module if is_model_wrapper(model) else model).balancer
+    return unwrapped_model(runner).balancer
 
 
 class Recorder(Hook):

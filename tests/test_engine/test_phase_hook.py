@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 import conftest  # noqa: F401 registers the toy model in spawned workers
 from pyramidkd_mm.checkpoint import trust_checkpoints
-from pyramidkd_mm.engine import DistillPhaseHook
+from pyramidkd_mm.engine import DistillPhaseHook, unwrapped_model
 
 LEVELS = ('c2', 'c3', 'c4')
 
@@ -38,7 +38,7 @@ class Recorder(Hook):
         self.seen = []
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        model = DistillPhaseHook._distiller(runner)
+        model = unwrapped_model(runner)
         policy = torch.nn.utils.parameters_to_vector(
             model.selector.policy.parameters()).detach().clone()
         self.seen.append(dict(
