@@ -1,5 +1,6 @@
 """GradNorm on the toy distiller in mmengine's Runner: LossBalancerHook under
 gradient accumulation, resume, DDP (2 gloo processes) and AMP (CUDA only)."""
+import gc
 import os
 
 import pytest
@@ -117,6 +118,7 @@ def _ddp_worker(rank, work_dir, toy_teacher):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2')
     dist.init_process_group('gloo', init_method=f'file://{work_dir}/init',
                             rank=rank, world_size=2)
+    runner = None
     try:
         runner, recorder = build_runner(
             work_dir, toy_teacher, 4, accumulate=2, launcher='pytorch',
@@ -135,6 +137,11 @@ def _ddp_worker(rank, work_dir, toy_teacher):
         assert balancer.initialized.all()
         assert (balancer.initial_losses > 0).all()
     finally:
+        # Drop the DDP model before the group: a group whose last owner
+        # is DDP's Reducer is destroyed holding the GIL and can deadlock
+        # with a gloo thread freeing a finished collective.
+        del runner
+        gc.collect()
         dist.destroy_process_group()
 
 

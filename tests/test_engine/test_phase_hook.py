@@ -1,5 +1,6 @@
 """DistillPhaseHook in mmengine's Runner on the toy distiller: phases,
 logging, resume in phase 2 and DDP consistency (2 gloo processes)."""
+import gc
 import os
 
 import pytest
@@ -139,6 +140,7 @@ def _ddp_worker(rank, work_dir, toy_teacher):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2')
     dist.init_process_group('gloo', init_method=f'file://{work_dir}/init',
                             rank=rank, world_size=2)
+    runner = None
     try:
         runner, recorder = build_runner(
             work_dir, toy_teacher, 6, [1, 3], launcher='pytorch',
@@ -167,6 +169,11 @@ def _ddp_worker(rank, work_dir, toy_teacher):
         dist.all_gather(gathered, mine)
         assert not torch.equal(gathered[0], gathered[1])
     finally:
+        # Drop the DDP model before the group: a group whose last owner
+        # is DDP's Reducer is destroyed holding the GIL and can deadlock
+        # with a gloo thread freeing a finished collective.
+        del runner
+        gc.collect()
         dist.destroy_process_group()
 
 

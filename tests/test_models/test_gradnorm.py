@@ -1,4 +1,5 @@
 import copy
+import gc
 import importlib.util
 import os.path as osp
 
@@ -234,6 +235,7 @@ def _ddp_worker(rank, world_size, init_file):
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'file://{init_file}',
                             rank=rank, world_size=world_size)
+    ddp = total = None
     try:
         torch.manual_seed(0)  # same init; DDP broadcasts it anyway
         model = _Balanced()
@@ -252,6 +254,11 @@ def _ddp_worker(rank, world_size, init_file):
         assert torch.equal(weights[0], weights[1]), weights
         assert not torch.equal(weights[0], torch.ones(3))
     finally:
+        # Drop the DDP model before the group: a group whose last owner
+        # is DDP's Reducer is destroyed holding the GIL and can deadlock
+        # with a gloo thread freeing a finished collective.
+        del ddp, total  # the output's graph refers to DDP too
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -1,6 +1,7 @@
 """EA-LS and exhaustive search on the toy search problem (best mask:
 ['c3']): they find it, evaluate each mask once, resume from their cache, and
 agree across 2 DDP ranks (with the gate search)."""
+import gc
 import json
 import os
 
@@ -105,6 +106,8 @@ def _ddp_worker(rank, tmp_path, port):
     torch.save(dict(logits=logits,
                     cache=runner.train_loop.cache),
                tmp_path / f'rank{rank}.pth')
+    del runner  # before the group: see test_phase_hook's worker
+    gc.collect()
     dist.destroy_process_group()
 
 
