@@ -87,3 +87,18 @@ def digits_data():
     for task in ('det', 'seg', 'cls'):
         generate_digits(task, osp.join(REPO, 'data', 'digits', task))
     return osp.join(REPO, 'data', 'digits')
+
+
+def tiny_classifier(num_classes=3, channels=4):
+    """A real mmpretrain ImageClassifier, tiny: one ResNet_CIFAR stage (two
+    BasicBlocks with BN), pooling and a linear head."""
+    return dict(
+        type='mmpretrain.ImageClassifier',
+        backbone=dict(type='mmpretrain.ResNet_CIFAR', depth=18, num_stages=1,
+                      strides=(1, ), dilations=(1, ), out_indices=(0, ),
+                      stem_channels=channels, base_channels=channels),
+        neck=dict(type='mmpretrain.GlobalAveragePooling'),
+        head=dict(type='mmpretrain.LinearClsHead', num_classes=num_classes,
+                  in_channels=channels),
+        data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor',
+                               num_classes=num_classes))

@@ -184,8 +184,14 @@ def prepare_data(cfg):
     """Generate the embedded data a config declares in ``digits_data``.
 
     Configs on the digits data carry ``digits_data = dict(task=..., root=...,
-    **sizes)``; the tools call this before building the Runner.
+    **sizes)``, the noisy classification settings ``noisy_digits_data``
+    (see :func:`generate_noisy_digits`); the tools call this before building
+    the Runner.
     """
     spec = cfg.get('digits_data')
     if spec:
         generate_digits(**spec)
+    noisy = cfg.get('noisy_digits_data')  # noisy / long-tailed cls settings
+    if noisy:
+        from .noisy_digits import generate_noisy_digits  # builds on this one
+        generate_noisy_digits(**noisy)

@@ -1,6 +1,7 @@
 from .distiller import PyramidDistiller
 from .gradnorm import GradNorm
 from .losses import NormalizedMSELoss, PearsonLoss
+from .meta_weight_net import MetaWeightedModel, MetaWeightNet
 from .pyramid import PyramidTap
 from .selectors import FixedSelector, RLSelector, UniformSelector
 from .teacher import build_teacher
@@ -8,5 +9,5 @@ from .teacher import build_teacher
 __all__ = [
     'PyramidDistiller', 'build_teacher', 'GradNorm', 'NormalizedMSELoss',
     'PearsonLoss', 'PyramidTap', 'FixedSelector', 'RLSelector',
-    'UniformSelector'
+    'UniformSelector', 'MetaWeightedModel', 'MetaWeightNet'
 ]

@@ -173,7 +173,14 @@ class PyramidDistiller(BaseModel):
         return cost / (self.cost_shared + self.cost_prefix.max()
                        + self.cost_own.sum())
 
-    def loss(self, inputs, data_samples):
+    def loss(self, inputs, data_samples, weigh_samples=None):
+        """The student's losses plus the level losses.
+
+        Args:
+            weigh_samples (callable, optional): maps the (batch,) per-sample
+                distillation losses (summed over levels) to per-sample
+                weights on them, e.g. :class:`MetaWeightNet`.
+        """
         with self.student_tap.capture() as student_feats:
             losses = self.student.loss(inputs, data_samples)
         mask = self.selector(student_feats, data_samples).bool()
@@ -184,6 +191,10 @@ class PyramidDistiller(BaseModel):
         if self.selector.needs_outcome:
             self._outcome = (inputs, mask, per_sample.detach(), cost,
                              teacher_feats)
+        if weigh_samples is not None:
+            sample_weights = weigh_samples(per_sample.sum(1))
+            per_sample = per_sample * sample_weights[:, None]
+            losses['sample_weight'] = sample_weights.mean().detach()
         # A gate-search selector weights the levels (detached: its gates
         # learn by the hypergradient, not through the training loss).
         weights = self.selector.loss_weights()
