@@ -28,7 +28,7 @@ Long tail (Cui et al. 2019, as in MW-Net): class ``c`` keeps
 ``round(head * factor ** (-c / (C - 1)))`` crops, so class 0 keeps ``head``
 and class ``C - 1`` keeps ``head / factor``.
 
-Everything depends only on the seed and the settings.
+Everything depends only on the seed and the settings (and the crops).
 """
 import fcntl
 import json
@@ -141,9 +141,10 @@ def generate_noisy_digits(root,
     Args:
         root (str): output folder of the annotation files.
         images (str): the digits classification crops (:mod:`.digits`'s
-            ``cls`` task with its default sizes); the listed paths are
-            relative to it.
-        seed (int): seed of the crops and of every choice here.
+            ``cls`` task with its defaults, as the cls configs generate
+            them); the listed paths are relative to it.
+        seed (int): seed of the choices made here (meta set, long tail,
+            noise); the crops are the defaults' whatever it is.
         noise (str, optional): ``'uniform'`` or ``'pair'`` (see the module
             docstring).
         rate (float): noise rate in [0, 1].
@@ -160,7 +161,7 @@ def generate_noisy_digits(root,
     if not 0 <= rate <= 1 or imbalance < 1:
         raise ValueError(f'rate {rate} must be in [0, 1] and imbalance '
                          f'{imbalance} at least 1')
-    generate_digits('cls', images, seed=seed)
+    generate_digits('cls', images)
     settings = dict(images=osp.abspath(images), seed=seed, noise=noise,
                     rate=rate, imbalance=imbalance,
                     meta_per_class=meta_per_class, head=head)
