@@ -125,6 +125,15 @@ class MetaWeightedModel(BaseModel):
         return self._weighted(inputs, data_samples,
                               lambda l: self.weight_net(l).detach())
 
+    @torch.no_grad()
+    def sample_losses(self, inputs, data_samples):
+        """The (N,) per-sample losses the weighting net sees, e.g. to plot
+        or evaluate the learned weights."""
+        seen = []
+        self._weighted(inputs, data_samples,
+                       lambda l: seen.append(l) or torch.ones_like(l))
+        return seen[0]
+
     def meta_loss(self, inputs, data_samples):
         """The unweighted task loss (on the clean meta set)."""
         model = self.model.student if self.distills else self.model

@@ -1,0 +1,352 @@
+"""Meta-Weight-Net on noisy and long-tailed digits: CE, MW-Net, KD and
+KD + MW-Net (on the distillation loss) per setting and seed, the learned
+weighting functions, and the cost of an MW-Net step.
+
+Every run is ``tools/train.py`` on its method's config
+(``configs/digits/cls_noisy.py``, ``cls_mwn.py``, ``cls_noisy_kd.py``,
+``cls_noisy_kd_mwn.py``) pointed at the setting's annotation files
+(:func:`generate_noisy_digits`, noise drawn with seed 0 for every run), with
+``randomness.seed`` the run's seed. The KD teacher of a setting
+(``cls_noisy_teacher.py``, seed 0) is trained on the same noisy labels.
+After an MW-Net run the tool evaluates its weighting net on the training
+set (per-sample losses of the final model, no augmentation): the mean
+weight of mislabelled and of correctly labelled samples, per class, and the
+curve weight(loss). Finished runs keep a ``result.json`` and are reused, so
+an interrupted grid resumes where it stopped. The step cost is measured
+side by side in this process: plain and MW-Net iterations alternate on the
+same batches (``benchmark_meta_weight.py``).
+
+Writes ``results/meta_weight_net.md`` and one
+``results/meta_weight_net_<setting>.png`` per setting.
+
+    python tools/analysis_tools/meta_weight_net.py [--settings clean ...]
+        [--seeds 0 1 2] [--methods ce mwn kd kd_mwn] [--iters 1200]
+        [--kd-settings clean uniform40] [--bench-iters 20]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+from analysis_tools.benchmark_meta_weight import (  # noqa: E402
+    PAIRS, benchmark)
+from model_converters.extract_weights import extract  # noqa: E402
+
+SETTINGS = dict(  # in the order they run: the targets' settings first
+    clean=dict(), uniform40=dict(noise='uniform', rate=0.4),
+    uniform20=dict(noise='uniform', rate=0.2),
+    uniform60=dict(noise='uniform', rate=0.6),
+    pair40=dict(noise='pair', rate=0.4), lt10=dict(imbalance=10),
+    lt50=dict(imbalance=50), lt100=dict(imbalance=100))
+METHODS = dict(ce='cls_noisy', ce_long='cls_noisy', mwn='cls_mwn',
+               kd='cls_noisy_kd', kd_mwn='cls_noisy_kd_mwn')
+LABELS = dict(ce='CE', ce_long='CE, MW-Net\'s compute', mwn='MW-Net',
+              kd='KD', kd_mwn='KD + MW-Net')
+CONFIGS = osp.join(ROOT, 'configs', 'digits')
+
+
+def setting_config(name, setting, iters, seed, teacher=None):
+    """The method config ``name`` on ``setting`` with the schedule."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(CONFIGS, f'{name}.py'))
+    rel = f'cls_noisy/{setting}/'
+    cfg.noisy_digits_data = dict(
+        root=osp.join(ROOT, 'data', 'digits', rel),
+        images=osp.join(ROOT, 'data', 'digits', 'cls'), **SETTINGS[setting])
+    cfg.train_dataloader.dataset.ann_file = rel + 'train.txt'
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.ann_file = rel + 'val.txt'
+    for hook in cfg.get('custom_hooks', []):
+        if 'meta_dataloader' in hook:
+            hook.meta_dataloader.dataset.ann_file = rel + 'meta.txt'
+    cfg.randomness.seed = seed
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters // 10
+    cfg.param_scheduler.T_max = iters
+    cfg.default_hooks.checkpoint.interval = iters
+    inner = cfg.model.get('model', cfg.model)
+    if 'teacher' in inner:
+        inner.teacher = dict(
+            config=osp.join(CONFIGS, 'cls_noisy_teacher.py'),
+            checkpoint=teacher)
+    return cfg
+
+
+def train(name, setting, seed, iters, work_dir, teacher=None):
+    """One training run unless finished; returns its result."""
+    done = osp.join(work_dir, 'result.json')
+    if osp.exists(done):
+        with open(done) as f:
+            return json.load(f)
+    os.makedirs(work_dir, exist_ok=True)
+    config = osp.join(work_dir, 'config.py')
+    setting_config(name, setting, iters, seed, teacher).dump(config)
+    print(f'==> {setting} {name} seed {seed}', flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.time()
+    with open(osp.join(work_dir, 'train.log'), 'w') as log:
+        subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'),
+                        config, '--work-dir', work_dir], check=True,
+                       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    scalars = []
+    for folder in sorted(os.listdir(work_dir)):
+        path = osp.join(work_dir, folder, 'vis_data', 'scalars.json')
+        if osp.exists(path):
+            with open(path) as f:
+                scalars = [json.loads(line) for line in f]
+    top1 = [(s['step'], s['accuracy/top1']) for s in scalars
+            if 'accuracy/top1' in s]
+    result = dict(top1=top1, last=top1[-1][1], best=max(a for _, a in top1),
+                  wall_s=time.time() - start,
+                  cpu_s=after.ru_utime + after.ru_stime - before.ru_utime -
+                  before.ru_stime)
+    if 'mwn' in name:
+        result.update(analyse(work_dir, setting, iters))
+    with open(done, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
+def analyse(work_dir, setting, iters):
+    """The final weighting net on the training set (no augmentation)."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    from pyramidkd_mm.registry import MODELS
+    cfg = Config.fromfile(osp.join(work_dir, 'config.py'))
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(dict(cfg.model,
+                                  data_preprocessor=cfg.data_preprocessor))
+        loader = Runner.build_dataloader(dict(
+            cfg.train_dataloader, batch_size=256,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(cfg.train_dataloader.dataset,
+                         pipeline=cfg.test_pipeline)))
+    state = torch.load(osp.join(work_dir, f'iter_{iters}.pth'),
+                       map_location='cpu', weights_only=False)
+    model.load_state_dict(state['state_dict'])
+    model.eval()
+    losses = torch.cat([model.sample_losses(**model.data_preprocessor(b))
+                        for b in loader])
+    with torch.no_grad():
+        weights = model.weight_net(losses).numpy()
+        grid = torch.linspace(0, float(losses.quantile(0.99)), 100)
+        curve = model.weight_net(grid).numpy()
+    with open(osp.join(ROOT, 'data', 'digits', 'cls_noisy', setting,
+                       'info.json')) as f:
+        info = json.load(f)
+    observed = np.array([int(line.split()[1]) for line in open(
+        osp.join(ROOT, 'data', 'digits', 'cls_noisy', setting,
+                 'train.txt'))])
+    wrong = observed != np.array(info['true_labels'])
+    losses = losses.numpy()
+    return dict(
+        weight_clean=float(weights[~wrong].mean()),
+        weight_wrong=float(weights[wrong].mean()) if wrong.any() else None,
+        class_weights=[float(weights[observed == c].mean())
+                       for c in range(10)],
+        curve=[grid.tolist(), curve.tolist()],
+        loss_clean=losses[~wrong].tolist(), loss_wrong=losses[wrong].tolist())
+
+
+def grid(args, work):
+    """Every run of the grid, teachers first; {(setting, method): [result
+    per seed]}."""
+    results = {}
+    for setting in args.settings:
+        methods = [m for m in args.methods
+                   if ('kd' not in m or setting in args.kd_settings) and (
+                       m != 'ce_long' or setting in args.long_settings)]
+        teacher = None
+        if any('kd' in m for m in methods):
+            folder = osp.join(work, setting, 'teacher')
+            results[setting, 'teacher'] = [train(
+                'cls_noisy_teacher', setting, 0, args.iters, folder)]
+            teacher = osp.join(folder, 'teacher.pth')
+            if not osp.exists(teacher):
+                extract(osp.join(folder, f'iter_{args.iters}.pth'), teacher)
+        for seed in args.seeds:
+            for method in methods:
+                iters = args.iters * (args.long if method == 'ce_long'
+                                      else 1)
+                results.setdefault((setting, method), []).append(train(
+                    METHODS[method], setting, seed, iters,
+                    osp.join(work, setting, f'{method}_s{seed}'), teacher))
+    return results
+
+
+def mean_std(values):
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f'{np.mean(values):.1f} ± {std:.1f}'
+
+
+def weights_cell(runs):
+    if 'weight_clean' not in runs[0]:
+        return '-'
+    if runs[0]['weight_wrong'] is not None:
+        return (f"{np.mean([r['weight_wrong'] for r in runs]):.2f} / "
+                f"{np.mean([r['weight_clean'] for r in runs]):.2f}")
+    return (f"tail {np.mean([r['class_weights'][9] for r in runs]):.2f} / "
+            f"head {np.mean([r['class_weights'][0] for r in runs]):.2f}")
+
+
+def table(results, settings):
+    lines = ['| setting | wrong labels | method | top-1 last | top-1 best | '
+             'mean weight: mislabelled / clean | runs |', '|---' * 7 + '|']
+    for setting in settings:
+        root = osp.join(ROOT, 'data', 'digits', 'cls_noisy', setting)
+        with open(osp.join(root, 'info.json')) as f:
+            wrong = f"{100 * json.load(f)['mislabelled_fraction']:.0f} %"
+        for method in ('teacher', *METHODS):
+            runs = results.get((setting, method))
+            if runs:
+                label = LABELS.get(method, 'teacher (seed 0)')
+                lines.append(
+                    f'| {setting} | {wrong} | {label} | '
+                    f"{mean_std([r['last'] for r in runs])} | "
+                    f"{mean_std([r['best'] for r in runs])} | "
+                    f'{weights_cell(runs)} | {len(runs)} |')
+    return '\n'.join(lines)
+
+
+def targets(results, times):
+    """The issue's targets, checked on what ran."""
+    out = []
+    ce, mwn = results.get(('uniform40', 'ce')), results.get(('uniform40',
+                                                             'mwn'))
+    if ce and mwn:
+        gap = np.mean([r['last'] for r in mwn]) - np.mean(
+            [r['last'] for r in ce])
+        best = np.mean([r['best'] for r in ce])
+        out.append(f'- 40 % uniform: MW-Net last - CE last = {gap:+.1f} '
+                   f'points (target >= +10); MW-Net last '
+                   f"{np.mean([r['last'] for r in mwn]):.1f} vs CE best "
+                   f'{best:.1f} (target: not below).')
+    ce, mwn = results.get(('clean', 'ce')), results.get(('clean', 'mwn'))
+    if ce and mwn:
+        diff = np.mean([r['last'] for r in mwn]) - np.mean(
+            [r['last'] for r in ce])
+        std = np.std([r['last'] for r in ce], ddof=1)
+        out.append(f'- 0 % noise: MW-Net - CE = {diff:+.2f} points at the '
+                   f'last evaluation, CE std {std:.2f} (target: within one '
+                   'std).')
+    noisy = [r for (s, m), runs in results.items() if 'mwn' in m
+             for r in runs if r.get('weight_wrong') is not None]
+    if noisy:
+        lower = sum(r['weight_wrong'] < r['weight_clean'] for r in noisy)
+        out.append(f'- Mislabelled samples weighted lower than clean ones '
+                   f'in {lower} of {len(noisy)} noisy MW-Net runs.')
+    if times:
+        out.append(f"- MW-Net step cost: {times['CE']:.2f}x a plain CE step, "
+                   f"{times['KD']:.2f}x a plain KD step (target <= 3x).")
+    return '\n'.join(out)
+
+
+def plot(results, setting, out):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    methods = [m for m in ('mwn', 'kd_mwn') if (setting, m) in results]
+    fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 3.6),
+                             squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        runs = results[setting, method]
+        hist = ax.twinx()
+        for key, colour in (('loss_clean', 'tab:green'),
+                            ('loss_wrong', 'tab:red')):
+            if runs[0][key]:
+                hist.hist(runs[0][key], bins=40, density=True, alpha=0.3,
+                          color=colour, label=key.split('_')[1] + ' labels')
+        hist.set_yticks([])
+        for seed, run in enumerate(runs):
+            ax.plot(*run['curve'], color='k', alpha=0.4 + 0.2 * seed,
+                    label=f'weight(loss), seed {seed}')
+        ax.set_zorder(hist.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel('per-sample ' + ('distillation loss' if 'kd' in method
+                                       else 'cross-entropy'))
+        ax.set_ylabel('weight')
+        ax.set_title(f'{LABELS[method]}, {setting}; mean weight '
+                     f'(mislabelled / clean): {weights_cell(runs)}',
+                     fontsize=9)
+        lines = ax.get_legend_handles_labels()
+        bars = hist.get_legend_handles_labels()
+        ax.legend(lines[0] + bars[0], lines[1] + bars[1], fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--settings', nargs='+', default=list(SETTINGS),
+                        choices=list(SETTINGS))
+    parser.add_argument('--methods', nargs='+', default=list(METHODS),
+                        choices=list(METHODS))
+    parser.add_argument('--kd-settings', nargs='+',
+                        default=['clean', 'uniform40'],
+                        help='settings that also run the KD methods')
+    parser.add_argument('--long-settings', nargs='+', default=['uniform40'],
+                        help="settings that also run CE for MW-Net's "
+                        'compute (--long times the iterations)')
+    parser.add_argument('--long', type=int, default=4)
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=1200)
+    parser.add_argument('--bench-iters', type=int, default=20,
+                        help='timed iterations per method (0: skip)')
+    parser.add_argument('--work-dir',
+                        default=osp.join(ROOT, 'work_dirs', 'meta_weight_net'))
+    args = parser.parse_args()
+    start = time.time()
+    results = grid(args, args.work_dir)
+    times = benchmark(args.bench_iters) if args.bench_iters else None
+    runs = [r for rs in results.values() for r in rs]
+    command = 'python tools/analysis_tools/meta_weight_net.py ' + ' '.join(
+        sys.argv[1:])
+    report = [
+        '# Meta-Weight-Net on noisy and long-tailed digits', '',
+        f'`{command}`', '', table(results, args.settings), '',
+        f'Top-1 (%) on the 360 clean validation crops, mean ± std (n-1) over '
+        f'seeds {args.seeds}, at the last of 10 evaluations and at the best '
+        f'one ({args.iters} iterations of batch 64; "CE, MW-Net\'s compute": '
+        f'{args.long * args.iters}, about the CPU time of an MW-Net run). '
+        'Mean weight: the final '
+        'weighting net on the final model\'s per-sample training losses '
+        '(long tail: tail class 9 / head class 0). The teacher is trained '
+        'on the same noisy labels.', '', targets(results, times), '',
+        f'{len(runs)} runs: {sum(r["cpu_s"] for r in runs) / 3600:.2f} '
+        f'CPU-hours, {sum(r["wall_s"] for r in runs) / 3600:.2f} h wall '
+        f'(this invocation: {(time.time() - start) / 3600:.2f} h).']
+    if times:
+        report += ['', '| step | plain | MW-Net | ratio |', '|---|---|---|---|']
+        report += [f'| {kind} | {times[plain]:.3f} s | {times[mwn]:.3f} s | '
+                   f'{times[kind]:.2f}x |' for kind, plain, mwn in PAIRS]
+        report += ['', f'Seconds per iteration, median over '
+                   f'{args.bench_iters} iterations each, plain and MW-Net '
+                   'alternating on the same batches in one process, one '
+                   'thread (`benchmark_meta_weight.py`).']
+    os.makedirs(osp.join(ROOT, 'results'), exist_ok=True)
+    for setting in args.settings:
+        if any((setting, m) in results for m in ('mwn', 'kd_mwn')):
+            plot(results, setting, osp.join(
+                ROOT, 'results', f'meta_weight_net_{setting}.png'))
+    out = osp.join(ROOT, 'results', 'meta_weight_net.md')
+    with open(out, 'w') as f:
+        f.write('\n'.join(report) + '\n')
+    print('\n'.join(report) + f'\n\nwritten to {out}')
+
+
+if __name__ == '__main__':
+    main()
