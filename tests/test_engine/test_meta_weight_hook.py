@@ -1,7 +1,7 @@
 """MetaWeightHook in mmengine's Runner on a tiny real mmpretrain classifier:
 the weighting net learns and is logged, resume reproduces the uninterrupted
-run, gradient accumulation is refused, and 2 gloo ranks end with identical
-weighting nets."""
+run, gradient accumulation is refused, 2 gloo ranks end with identical
+weighting nets, and AMP (CUDA only) keeps the weighting net in float32."""
 import gc
 import os
 
@@ -64,6 +64,9 @@ class Recorder(Hook):
 
 def build_runner(work_dir, max_iters, accumulate=1, **kwargs):
     kwargs.setdefault('randomness', dict(seed=0))
+    kwargs.setdefault('optim_wrapper', dict(
+        optimizer=dict(type='SGD', lr=0.1, momentum=0.9),
+        accumulative_counts=accumulate))
     recorder = Recorder()
     hook = MetaWeightHook(meta_dataloader=dict(
         dataset=ToyClsImages(12, offset=1000), batch_size=4, num_workers=0,
@@ -75,8 +78,6 @@ def build_runner(work_dir, max_iters, accumulate=1, **kwargs):
         train_dataloader=dict(
             dataset=ToyClsImages(48), batch_size=8, num_workers=0,
             sampler=dict(type='DefaultSampler', shuffle=True)),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9),
-                           accumulative_counts=accumulate),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', by_epoch=False,
@@ -165,3 +166,20 @@ def test_ddp_weighting_nets_identical_on_both_ranks(tmp_path, monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     mp.start_processes(_ddp_worker, args=(str(tmp_path), ), nprocs=2,
                        start_method='spawn')
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="mmengine 0.10.7's AmpOptimWrapper needs CUDA")
+def test_amp_keeps_the_weighting_net_in_float32(tmp_path):
+    # fp16 autocast in the real step; the meta step runs outside autocast
+    runner, recorder = build_runner(tmp_path, 3, optim_wrapper=dict(
+        type='AmpOptimWrapper', dtype='float16',
+        optimizer=dict(type='SGD', lr=0.1)))
+    runner.train()
+    net = unwrapped_model(runner).weight_net
+    for param in net.parameters():
+        assert param.is_cuda and param.dtype == torch.float32
+        assert param.isfinite().all()
+    assert not torch.equal(recorder.nets[0], recorder.nets[-1])
+    assert runner.message_hub.get_scalar('train/mwn_skipped').current() == 0
+    assert runner.message_hub.get_scalar('train/sample_weight').current() > 0
