@@ -37,7 +37,8 @@ import numpy as np
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 from analysis_tools.benchmark_meta_weight import (  # noqa: E402
-    PAIRS, benchmark)
+    benchmark, markdown)
+from analysis_tools.plot_meta_weights import plot_weighting  # noqa: E402
 from model_converters.extract_weights import extract  # noqa: E402
 
 SETTINGS = dict(  # in the order they run: the targets' settings first
@@ -191,19 +192,28 @@ def mean_std(values):
     return f'{np.mean(values):.1f} ± {std:.1f}'
 
 
-def weights_cell(runs):
+def weights_cell(runs, setting):
+    """Mean weights of the final weighting nets: mislabelled / clean, tail
+    class / head class under a long tail, else all samples."""
     if 'weight_clean' not in runs[0]:
         return '-'
+
+    def mean(key, index=None):
+        return np.mean([r[key] if index is None else r[key][index]
+                        for r in runs])
+
+    if SETTINGS[setting].get('imbalance'):
+        return (f"tail {mean('class_weights', 9):.2f} / "
+                f"head {mean('class_weights', 0):.2f}")
     if runs[0]['weight_wrong'] is not None:
-        return (f"{np.mean([r['weight_wrong'] for r in runs]):.2f} / "
-                f"{np.mean([r['weight_clean'] for r in runs]):.2f}")
-    return (f"tail {np.mean([r['class_weights'][9] for r in runs]):.2f} / "
-            f"head {np.mean([r['class_weights'][0] for r in runs]):.2f}")
+        return (f"mislabelled {mean('weight_wrong'):.2f} / "
+                f"clean {mean('weight_clean'):.2f}")
+    return f"all {mean('weight_clean'):.2f}"
 
 
 def table(results, settings):
     lines = ['| setting | wrong labels | method | top-1 last | top-1 best | '
-             'mean weight: mislabelled / clean | runs |', '|---' * 7 + '|']
+             'mean weight | runs |', '|---' * 7 + '|']
     for setting in settings:
         root = osp.join(ROOT, 'data', 'digits', 'cls_noisy', setting)
         with open(osp.join(root, 'info.json')) as f:
@@ -216,77 +226,38 @@ def table(results, settings):
                     f'| {setting} | {wrong} | {label} | '
                     f"{mean_std([r['last'] for r in runs])} | "
                     f"{mean_std([r['best'] for r in runs])} | "
-                    f'{weights_cell(runs)} | {len(runs)} |')
+                    f'{weights_cell(runs, setting)} | {len(runs)} |')
     return '\n'.join(lines)
 
 
 def targets(results, times):
     """The issue's targets, checked on what ran."""
-    out = []
-    ce, mwn = results.get(('uniform40', 'ce')), results.get(('uniform40',
-                                                             'mwn'))
-    if ce and mwn:
-        gap = np.mean([r['last'] for r in mwn]) - np.mean(
-            [r['last'] for r in ce])
-        best = np.mean([r['best'] for r in ce])
-        out.append(f'- 40 % uniform: MW-Net last - CE last = {gap:+.1f} '
-                   f'points (target >= +10); MW-Net last '
-                   f"{np.mean([r['last'] for r in mwn]):.1f} vs CE best "
-                   f'{best:.1f} (target: not below).')
-    ce, mwn = results.get(('clean', 'ce')), results.get(('clean', 'mwn'))
-    if ce and mwn:
-        diff = np.mean([r['last'] for r in mwn]) - np.mean(
-            [r['last'] for r in ce])
-        std = np.std([r['last'] for r in ce], ddof=1)
-        out.append(f'- 0 % noise: MW-Net - CE = {diff:+.2f} points at the '
-                   f'last evaluation, CE std {std:.2f} (target: within one '
-                   'std).')
-    noisy = [r for (s, m), runs in results.items() if 'mwn' in m
+    def mean(setting, method, key='last'):
+        runs = results.get((setting, method))
+        return np.mean([r[key] for r in runs]) if runs else np.nan
+
+    ce, mwn = mean('uniform40', 'ce'), mean('uniform40', 'mwn')
+    clean_ce, clean_mwn = mean('clean', 'ce'), mean('clean', 'mwn')
+    clean_std = np.std([r['last'] for r in results.get(('clean', 'ce'), [])],
+                       ddof=1)
+    noisy = [r for (_, m), runs in results.items() if 'mwn' in m
              for r in runs if r.get('weight_wrong') is not None]
-    if noisy:
-        lower = sum(r['weight_wrong'] < r['weight_clean'] for r in noisy)
-        out.append(f'- Mislabelled samples weighted lower than clean ones '
-                   f'in {lower} of {len(noisy)} noisy MW-Net runs.')
+    out = [
+        f'- 40 % uniform: MW-Net last - CE last = {mwn - ce:+.1f} points '
+        f'(target >= +10); MW-Net last {mwn:.1f} vs CE best '
+        f"{mean('uniform40', 'ce', 'best'):.1f} (target: not below); CE "
+        f"at MW-Net's compute: last {mean('uniform40', 'ce_long'):.1f}, "
+        f"best {mean('uniform40', 'ce_long', 'best'):.1f}.",
+        f'- 0 % noise: MW-Net - CE = {clean_mwn - clean_ce:+.2f} points at '
+        f'the last evaluation, CE std {clean_std:.2f} (target: within one '
+        'std).',
+        f'- Mislabelled samples weighted lower than clean ones in '
+        f"{sum(r['weight_wrong'] < r['weight_clean'] for r in noisy)} of "
+        f'{len(noisy)} noisy MW-Net and KD + MW-Net runs.']
     if times:
         out.append(f"- MW-Net step cost: {times['CE']:.2f}x a plain CE step, "
                    f"{times['KD']:.2f}x a plain KD step (target <= 3x).")
     return '\n'.join(out)
-
-
-def plot(results, setting, out):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    methods = [m for m in ('mwn', 'kd_mwn') if (setting, m) in results]
-    fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 3.6),
-                             squeeze=False)
-    for ax, method in zip(axes[0], methods):
-        runs = results[setting, method]
-        hist = ax.twinx()
-        for key, colour in (('loss_clean', 'tab:green'),
-                            ('loss_wrong', 'tab:red')):
-            if runs[0][key]:
-                hist.hist(runs[0][key], bins=40, density=True, alpha=0.3,
-                          color=colour, label=key.split('_')[1] + ' labels')
-        hist.set_yticks([])
-        for seed, run in enumerate(runs):
-            ax.plot(*run['curve'], color='k', alpha=0.4 + 0.2 * seed,
-                    label=f'weight(loss), seed {seed}')
-        ax.set_zorder(hist.get_zorder() + 1)
-        ax.patch.set_visible(False)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel('per-sample ' + ('distillation loss' if 'kd' in method
-                                       else 'cross-entropy'))
-        ax.set_ylabel('weight')
-        ax.set_title(f'{LABELS[method]}, {setting}; mean weight '
-                     f'(mislabelled / clean): {weights_cell(runs)}',
-                     fontsize=9)
-        lines = ax.get_legend_handles_labels()
-        bars = hist.get_legend_handles_labels()
-        ax.legend(lines[0] + bars[0], lines[1] + bars[1], fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
 
 
 def main():
@@ -330,17 +301,15 @@ def main():
         f'CPU-hours, {sum(r["wall_s"] for r in runs) / 3600:.2f} h wall '
         f'(this invocation: {(time.time() - start) / 3600:.2f} h).']
     if times:
-        report += ['', '| step | plain | MW-Net | ratio |', '|---|---|---|---|']
-        report += [f'| {kind} | {times[plain]:.3f} s | {times[mwn]:.3f} s | '
-                   f'{times[kind]:.2f}x |' for kind, plain, mwn in PAIRS]
-        report += ['', f'Seconds per iteration, median over '
-                   f'{args.bench_iters} iterations each, plain and MW-Net '
-                   'alternating on the same batches in one process, one '
-                   'thread (`benchmark_meta_weight.py`).']
+        report += ['', markdown(times, args.bench_iters)]
     os.makedirs(osp.join(ROOT, 'results'), exist_ok=True)
     for setting in args.settings:
-        if any((setting, m) in results for m in ('mwn', 'kd_mwn')):
-            plot(results, setting, osp.join(
+        panels = {f'{LABELS[m]}, {setting}: mean weight '
+                  f'{weights_cell(results[setting, m], setting)}':
+                  results[setting, m] for m in ('mwn', 'kd_mwn')
+                  if (setting, m) in results}
+        if panels:
+            plot_weighting(panels, osp.join(
                 ROOT, 'results', f'meta_weight_net_{setting}.png'))
     out = osp.join(ROOT, 'results', 'meta_weight_net.md')
     with open(out, 'w') as f:
