@@ -6,7 +6,8 @@ model = dict(
     _delete_=True,
     type='pyramidkd_mm.MetaWeightedModel',
     model=_base_.model,
-    weight_net=dict(type='MetaWeightNet', hidden=100))
+    weight_net=dict(type='MetaWeightNet', hidden=100),
+    normalize=True)  # sum(w * loss) / sum(w): see MetaWeightedModel
 meta_dataloader = dict(
     batch_size=64, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),

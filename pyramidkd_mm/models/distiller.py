@@ -192,9 +192,7 @@ class PyramidDistiller(BaseModel):
             self._outcome = (inputs, mask, per_sample.detach(), cost,
                              teacher_feats)
         if weigh_samples is not None:
-            sample_weights = weigh_samples(per_sample.sum(1))
-            per_sample = per_sample * sample_weights[:, None]
-            losses['sample_weight'] = sample_weights.mean().detach()
+            per_sample = per_sample * weigh_samples(per_sample.sum(1))[:, None]
         # A gate-search selector weights the levels (detached: its gates
         # learn by the hypergradient, not through the training loss).
         weights = self.selector.loss_weights()

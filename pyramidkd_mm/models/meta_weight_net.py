@@ -56,8 +56,15 @@ class MetaWeightedModel(BaseModel):
       over its levels), through the distiller's ``weigh_samples`` argument;
       the student's own losses stay unweighted.
 
-    Weighted losses are ``sum(w_i * l_i) / N``, unnormalised, as the
-    reference code. The mean weight is logged as ``sample_weight``.
+    Weighted losses are ``sum(w_i * l_i) / sum(w_i)`` (``normalize``, as
+    the reference WRN-28-10 code and Ren et al.'s learning to reweight):
+    only the weights relative to the batch count, so the weighting net
+    cannot lower the meta loss by scaling every weight (a larger step), and
+    a batch's step is as large as CE's. ``normalize=False`` gives the
+    reference ResNet-32 code's ``sum(w_i * l_i) / N``; on noisy digits its
+    weighting net learned to raise every weight towards 1 instead of
+    telling samples apart (README). The mean raw weight is logged as
+    ``sample_weight``.
     ``forward`` modes besides the usual ones, for the hook's bi-level step:
     ``'weighted_loss'`` (the training loss with weights that keep their
     graph to the weighting net: the virtual step) and ``'meta_loss'`` (the
@@ -69,6 +76,8 @@ class MetaWeightedModel(BaseModel):
     Args:
         model (dict): the wrapped model's config.
         weight_net (dict): the weighting net's config.
+        normalize (bool): weights relative to their batch sum (see
+            above).
         data_preprocessor (dict, optional): merged into ``model`` as the
             Runner does for a plain model; the wrapper shares its
             preprocessor.
@@ -77,6 +86,7 @@ class MetaWeightedModel(BaseModel):
     def __init__(self,
                  model,
                  weight_net=dict(type='MetaWeightNet'),
+                 normalize=True,
                  data_preprocessor=None,
                  init_cfg=None):
         model = dict(model)
@@ -88,6 +98,7 @@ class MetaWeightedModel(BaseModel):
         self.model = model
         self.weight_net = MODELS.build(
             weight_net, default_args=dict(_scope_='pyramidkd_mm'))
+        self.normalize = normalize
         self.distills = isinstance(model, PyramidDistiller)
         if not self.distills and not (
                 hasattr(model, 'extract_feat')
@@ -103,36 +114,53 @@ class MetaWeightedModel(BaseModel):
         ] + [f'model.{n}' for n in getattr(
             model, '_ddp_params_and_buffers_to_ignore', [])]
 
-    def _weighted(self, inputs, data_samples, weigh):
+    def _weighted(self, inputs, data_samples, keep_graph=False):
+        """The losses with the per-sample part weighted, and the per-sample
+        losses the weighting net saw.
+
+        Args:
+            keep_graph (bool): the weights keep their graph to the
+                weighting net (else they are constants).
+        """
+        seen = {}
+
+        def weigh(losses):
+            seen['losses'] = losses.detach()
+            weights = self.weight_net(losses)
+            seen['weights'] = weights.detach()
+            if not keep_graph:
+                weights = weights.detach()
+            if self.normalize:
+                weights = weights * (len(weights) / weights.sum())
+            return weights
+
         if self.distills:
-            return self.model.loss(inputs, data_samples, weigh_samples=weigh)
-        feats = self.model.extract_feat(inputs)
-        losses = self.model.head.loss(feats, data_samples,
-                                      reduction_override='none')
-        per_sample = losses['loss']
-        if per_sample.shape != (len(data_samples), ):
-            raise ValueError(
-                f'{type(self.model.head).__name__} returned a loss of shape '
-                f'{tuple(per_sample.shape)} with reduction_override="none"; '
-                'Meta-Weight-Net needs one loss per sample')
-        weights = weigh(per_sample)
-        losses['loss'] = (weights * per_sample).mean()
-        losses['sample_weight'] = weights.mean().detach()
-        return losses
+            losses = self.model.loss(inputs, data_samples,
+                                     weigh_samples=weigh)
+        else:
+            feats = self.model.extract_feat(inputs)
+            losses = self.model.head.loss(feats, data_samples,
+                                          reduction_override='none')
+            per_sample = losses['loss']
+            if per_sample.shape != (len(data_samples), ):
+                raise ValueError(
+                    f'{type(self.model.head).__name__} returned a loss of '
+                    f'shape {tuple(per_sample.shape)} with '
+                    'reduction_override="none"; Meta-Weight-Net needs one '
+                    'loss per sample')
+            losses['loss'] = (weigh(per_sample) * per_sample).mean()
+        losses['sample_weight'] = seen['weights'].mean()
+        return losses, seen['losses']
 
     def loss(self, inputs, data_samples):
         """The real step's losses: the current weights, as constants."""
-        return self._weighted(inputs, data_samples,
-                              lambda l: self.weight_net(l).detach())
+        return self._weighted(inputs, data_samples)[0]
 
     @torch.no_grad()
     def sample_losses(self, inputs, data_samples):
         """The (N,) per-sample losses the weighting net sees, e.g. to plot
         or evaluate the learned weights."""
-        seen = []
-        self._weighted(inputs, data_samples,
-                       lambda l: seen.append(l) or torch.ones_like(l))
-        return seen[0]
+        return self._weighted(inputs, data_samples)[1]
 
     def meta_loss(self, inputs, data_samples):
         """The unweighted task loss (on the clean meta set)."""
@@ -149,7 +177,7 @@ class MetaWeightedModel(BaseModel):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'weighted_loss':
-            return self._weighted(inputs, data_samples, self.weight_net)
+            return self._weighted(inputs, data_samples, keep_graph=True)[0]
         if mode == 'meta_loss':
             return self.meta_loss(inputs, data_samples)
         if mode == 'predict':

@@ -18,8 +18,8 @@ spec.loader.exec_module(tool)
 
 @pytest.mark.parametrize('setting', ['clean', 'lt100'])
 def test_method_configs_differ_only_in_the_model(setting):
-    configs = {m: tool.setting_config(name, setting, 300, 2, teacher='t.pth')
-               for m, name in tool.METHODS.items()}
+    configs = {m: tool.method_config(m, setting, 300, 2, teacher='t.pth')
+               for m in tool.METHODS}
     for method, cfg in configs.items():
         assert cfg.noisy_digits_data.root.endswith(f'cls_noisy/{setting}/')
         assert cfg.noisy_digits_data.get('noise') == tool.SETTINGS[
@@ -41,8 +41,12 @@ def test_method_configs_differ_only_in_the_model(setting):
         if 'kd' in method:
             assert inner.teacher.checkpoint == 't.pth'
             assert osp.isfile(inner.teacher.config)
+    assert configs['mwn'].model.normalize
+    assert not configs['mwn_raw'].model.normalize
     # the student, data and optimisation are the same for every method
-    ce = configs['ce']
+    ce = configs.pop('ce')
+    assert configs.pop('teacher').model.backbone.base_channels == \
+        2 * ce.model.backbone.base_channels
     for cfg in configs.values():
         inner = cfg.model.get('model', cfg.model)
         assert inner.get('student', inner) == ce.model
@@ -52,7 +56,7 @@ def test_method_configs_differ_only_in_the_model(setting):
 
 
 def test_dumped_config_reloads(tmp_path):
-    cfg = tool.setting_config('cls_noisy_kd_mwn', 'uniform40', 100, 0)
+    cfg = tool.method_config('kd_mwn', 'uniform40', 100, 0)
     cfg.dump(str(tmp_path / 'config.py'))
     again = Config.fromfile(str(tmp_path / 'config.py'))
     assert again.model.type == 'pyramidkd_mm.MetaWeightedModel'

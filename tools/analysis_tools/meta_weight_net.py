@@ -43,21 +43,25 @@ from model_converters.extract_weights import extract  # noqa: E402
 
 SETTINGS = dict(  # in the order they run: the targets' settings first
     clean=dict(), uniform40=dict(noise='uniform', rate=0.4),
-    uniform20=dict(noise='uniform', rate=0.2),
     uniform60=dict(noise='uniform', rate=0.6),
-    pair40=dict(noise='pair', rate=0.4), lt10=dict(imbalance=10),
-    lt50=dict(imbalance=50), lt100=dict(imbalance=100))
-METHODS = dict(ce='cls_noisy', ce_long='cls_noisy', mwn='cls_mwn',
-               kd='cls_noisy_kd', kd_mwn='cls_noisy_kd_mwn')
+    pair40=dict(noise='pair', rate=0.4), lt100=dict(imbalance=100),
+    uniform20=dict(noise='uniform', rate=0.2), lt50=dict(imbalance=50),
+    lt10=dict(imbalance=10))
+METHODS = dict(  # config; mwn_raw: MW-Net without normalised weights
+    ce='cls_noisy', ce_long='cls_noisy', mwn='cls_mwn', mwn_raw='cls_mwn',
+    kd='cls_noisy_kd', kd_mwn='cls_noisy_kd_mwn', teacher='cls_noisy_teacher')
 LABELS = dict(ce='CE', ce_long='CE, MW-Net\'s compute', mwn='MW-Net',
-              kd='KD', kd_mwn='KD + MW-Net')
+              mwn_raw='MW-Net, unnormalised', kd='KD', kd_mwn='KD + MW-Net',
+              teacher='teacher (seed 0)')
 CONFIGS = osp.join(ROOT, 'configs', 'digits')
 
 
-def setting_config(name, setting, iters, seed, teacher=None):
-    """The method config ``name`` on ``setting`` with the schedule."""
+def method_config(method, setting, iters, seed, teacher=None):
+    """The config of ``method`` on ``setting`` with the schedule."""
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(CONFIGS, f'{name}.py'))
+    cfg = Config.fromfile(osp.join(CONFIGS, f'{METHODS[method]}.py'))
+    if method == 'mwn_raw':
+        cfg.model.normalize = False
     rel = f'cls_noisy/{setting}/'
     cfg.noisy_digits_data = dict(
         root=osp.join(ROOT, 'data', 'digits', rel),
@@ -81,7 +85,7 @@ def setting_config(name, setting, iters, seed, teacher=None):
     return cfg
 
 
-def train(name, setting, seed, iters, work_dir, teacher=None):
+def train(method, setting, seed, iters, work_dir, teacher=None):
     """One training run unless finished; returns its result."""
     done = osp.join(work_dir, 'result.json')
     if osp.exists(done):
@@ -89,8 +93,8 @@ def train(name, setting, seed, iters, work_dir, teacher=None):
             return json.load(f)
     os.makedirs(work_dir, exist_ok=True)
     config = osp.join(work_dir, 'config.py')
-    setting_config(name, setting, iters, seed, teacher).dump(config)
-    print(f'==> {setting} {name} seed {seed}', flush=True)
+    method_config(method, setting, iters, seed, teacher).dump(config)
+    print(f'==> {setting} {method} seed {seed}', flush=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
     with open(osp.join(work_dir, 'train.log'), 'w') as log:
@@ -110,7 +114,7 @@ def train(name, setting, seed, iters, work_dir, teacher=None):
                   wall_s=time.time() - start,
                   cpu_s=after.ru_utime + after.ru_stime - before.ru_utime -
                   before.ru_stime)
-    if 'mwn' in name:
+    if 'mwn' in method:
         result.update(analyse(work_dir, setting, iters))
     with open(done, 'w') as f:
         json.dump(result, f)
@@ -166,14 +170,15 @@ def grid(args, work):
     per seed]}."""
     results = {}
     for setting in args.settings:
-        methods = [m for m in args.methods
-                   if ('kd' not in m or setting in args.kd_settings) and (
-                       m != 'ce_long' or setting in args.long_settings)]
+        methods = [m for m in args.methods if all(
+            setting in only for key, only in (
+                ('kd', args.kd_settings), ('ce_long', args.long_settings),
+                ('mwn_raw', args.raw_settings)) if key in m)]
         teacher = None
         if any('kd' in m for m in methods):
             folder = osp.join(work, setting, 'teacher')
             results[setting, 'teacher'] = [train(
-                'cls_noisy_teacher', setting, 0, args.iters, folder)]
+                'teacher', setting, 0, args.iters, folder)]
             teacher = osp.join(folder, 'teacher.pth')
             if not osp.exists(teacher):
                 extract(osp.join(folder, f'iter_{args.iters}.pth'), teacher)
@@ -182,7 +187,7 @@ def grid(args, work):
                 iters = args.iters * (args.long if method == 'ce_long'
                                       else 1)
                 results.setdefault((setting, method), []).append(train(
-                    METHODS[method], setting, seed, iters,
+                    method, setting, seed, iters,
                     osp.join(work, setting, f'{method}_s{seed}'), teacher))
     return results
 
@@ -221,7 +226,7 @@ def table(results, settings):
         for method in ('teacher', *METHODS):
             runs = results.get((setting, method))
             if runs:
-                label = LABELS.get(method, 'teacher (seed 0)')
+                label = LABELS[method]
                 lines.append(
                     f'| {setting} | {wrong} | {label} | '
                     f"{mean_std([r['last'] for r in runs])} | "
@@ -240,8 +245,10 @@ def targets(results, times):
     clean_ce, clean_mwn = mean('clean', 'ce'), mean('clean', 'mwn')
     clean_std = np.std([r['last'] for r in results.get(('clean', 'ce'), [])],
                        ddof=1)
-    noisy = [r for (_, m), runs in results.items() if 'mwn' in m
-             for r in runs if r.get('weight_wrong') is not None]
+    lower = {m: [r['weight_wrong'] < r['weight_clean']
+                 for (_, method), runs in results.items() if method == m
+                 for r in runs if r.get('weight_wrong') is not None]
+             for m in ('mwn', 'kd_mwn', 'mwn_raw')}
     out = [
         f'- 40 % uniform: MW-Net last - CE last = {mwn - ce:+.1f} points '
         f'(target >= +10); MW-Net last {mwn:.1f} vs CE best '
@@ -251,9 +258,9 @@ def targets(results, times):
         f'- 0 % noise: MW-Net - CE = {clean_mwn - clean_ce:+.2f} points at '
         f'the last evaluation, CE std {clean_std:.2f} (target: within one '
         'std).',
-        f'- Mislabelled samples weighted lower than clean ones in '
-        f"{sum(r['weight_wrong'] < r['weight_clean'] for r in noisy)} of "
-        f'{len(noisy)} noisy MW-Net and KD + MW-Net runs.']
+        '- Mislabelled samples weighted lower than clean ones: ' + ', '.join(
+            f'{LABELS[m]} in {sum(v)} of {len(v)} runs'
+            for m, v in lower.items()) + ' (settings with label noise).']
     if times:
         out.append(f"- MW-Net step cost: {times['CE']:.2f}x a plain CE step, "
                    f"{times['KD']:.2f}x a plain KD step (target <= 3x).")
@@ -264,8 +271,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--settings', nargs='+', default=list(SETTINGS),
                         choices=list(SETTINGS))
-    parser.add_argument('--methods', nargs='+', default=list(METHODS),
-                        choices=list(METHODS))
+    students = [m for m in METHODS if m != 'teacher']
+    parser.add_argument('--methods', nargs='+', default=students,
+                        choices=students)
     parser.add_argument('--kd-settings', nargs='+',
                         default=['clean', 'uniform40'],
                         help='settings that also run the KD methods')
@@ -273,6 +281,10 @@ def main():
                         help="settings that also run CE for MW-Net's "
                         'compute (--long times the iterations)')
     parser.add_argument('--long', type=int, default=4)
+    parser.add_argument('--raw-settings', nargs='+',
+                        default=['clean', 'uniform40'],
+                        help='settings that also run MW-Net without '
+                        'normalised weights')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--iters', type=int, default=1200)
     parser.add_argument('--bench-iters', type=int, default=20,
@@ -306,7 +318,7 @@ def main():
     for setting in args.settings:
         panels = {f'{LABELS[m]}, {setting}: mean weight '
                   f'{weights_cell(results[setting, m], setting)}':
-                  results[setting, m] for m in ('mwn', 'kd_mwn')
+                  results[setting, m] for m in ('mwn', 'kd_mwn', 'mwn_raw')
                   if (setting, m) in results}
         if panels:
             plot_weighting(panels, osp.join(
