@@ -48,8 +48,8 @@ SETTINGS = dict(  # in the order they run: the targets' settings first
     uniform20=dict(noise='uniform', rate=0.2), lt50=dict(imbalance=50),
     lt10=dict(imbalance=10))
 METHODS = dict(  # config; mwn_raw: MW-Net without normalised weights
-    ce='cls_noisy', ce_long='cls_noisy', mwn='cls_mwn', mwn_raw='cls_mwn',
-    kd='cls_noisy_kd', kd_mwn='cls_noisy_kd_mwn', teacher='cls_noisy_teacher')
+    teacher='cls_noisy_teacher', ce='cls_noisy', ce_long='cls_noisy', mwn='cls_mwn', mwn_raw='cls_mwn',
+    kd='cls_noisy_kd', kd_mwn='cls_noisy_kd_mwn')
 LABELS = dict(ce='CE', ce_long='CE, MW-Net\'s compute', mwn='MW-Net',
               mwn_raw='MW-Net, unnormalised', kd='KD', kd_mwn='KD + MW-Net',
               teacher='teacher (seed 0)')
@@ -208,12 +208,12 @@ def weights_cell(runs, setting):
                         for r in runs])
 
     if SETTINGS[setting].get('imbalance'):
-        return (f"tail {mean('class_weights', 9):.2f} / "
-                f"head {mean('class_weights', 0):.2f}")
+        return (f"tail {mean('class_weights', 9):.3g} / "
+                f"head {mean('class_weights', 0):.3g}")
     if runs[0]['weight_wrong'] is not None:
-        return (f"mislabelled {mean('weight_wrong'):.2f} / "
-                f"clean {mean('weight_clean'):.2f}")
-    return f"all {mean('weight_clean'):.2f}"
+        return (f"mislabelled {mean('weight_wrong'):.3g} / "
+                f"clean {mean('weight_clean'):.3g}")
+    return f"all {mean('weight_clean'):.3g}"
 
 
 def table(results, settings):
@@ -223,7 +223,7 @@ def table(results, settings):
         root = osp.join(ROOT, 'data', 'digits', 'cls_noisy', setting)
         with open(osp.join(root, 'info.json')) as f:
             wrong = f"{100 * json.load(f)['mislabelled_fraction']:.0f} %"
-        for method in ('teacher', *METHODS):
+        for method in METHODS:
             runs = results.get((setting, method))
             if runs:
                 label = LABELS[method]
