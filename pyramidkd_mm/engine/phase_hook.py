@@ -118,7 +118,7 @@ class DistillPhaseHook(Hook):
         if self.phase == 'uniform':
             return
         model = unwrapped_model(runner)
-        stats = model.selector.learn(*model.outcome())
+        stats = model.selector.learn(model.outcome())
         for key, value in stats.items():
             runner.message_hub.update_scalar(f'train/rl_{key}', value)
 

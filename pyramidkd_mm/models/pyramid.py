@@ -8,19 +8,17 @@ Two pyramid sources cover the three toolboxes:
 
 The student's pyramid is read with forward hooks while the student computes
 its own losses, so its forward is exactly the toolbox's. The teacher's pyramid
-is computed only as far as the selected levels need: a backbone pyramid stops
-after the deepest selected stage, an FPN skips the 3x3 output convolutions of
-unselected levels (its laterals and top-down path feed every level).
+is computed per sample, only as far as that sample's selected levels need: a
+backbone pyramid runs each stage on the samples whose deepest selected level
+is at or below it, an FPN runs its laterals and top-down path (which feed
+every level) on every sample and each 3x3 output convolution only on the
+samples that selected its level.
 """
 from contextlib import ExitStack, contextmanager
 
 import torch
 from mmengine.analysis import FlopAnalyzer
 from torch import nn
-
-
-class _StopForward(Exception):
-    """Raised by a hook once every needed stage has been computed."""
 
 
 class _ExtractFeat(nn.Module):
@@ -32,6 +30,18 @@ class _ExtractFeat(nn.Module):
 
     def forward(self, inputs):
         return self.model.extract_feat(inputs)
+
+
+class _OnRows(nn.Module):
+    """An FPN output conv applied to some rows of its input only."""
+
+    def __init__(self, conv, rows):
+        super().__init__()
+        self.conv, self.rows = conv, rows
+
+    def forward(self, x):
+        x = x[self.rows]
+        return self.conv(x) if len(self.rows) else x
 
 
 class Pyramid(list):
@@ -103,51 +113,65 @@ class PyramidTap:
                          else self.stages, on_output):
             yield feats
 
-    def extract(self, inputs, needed):
-        """Compute the pyramid as far as the ``needed`` levels require.
+    def extract(self, inputs, mask):
+        """Compute the pyramid levels each sample selected, and no more.
 
         Args:
-            inputs (Tensor): preprocessed images.
-            needed (Sequence[bool]): one flag per pyramid level.
+            inputs (Tensor): (N, 3, H, W) preprocessed images.
+            mask (Tensor): (N, L) flags, the levels each image needs; every
+                row should select at least one level (rows without any still
+                pay the shared part of an FPN).
 
         Returns:
-            list: feature maps; entries of levels not needed may be ``None``
-            or computed without their level-specific work.
+            list[Tensor | None]: for each of the L levels, the features of
+            the rows that selected it, in row order (``None`` if none did).
         """
-        needed = [bool(n) for n in needed]
+        mask = mask.bool()
+        if not mask.any():
+            return [None] * mask.shape[1]
         if self.stages is None:
-            skip = getattr(self.model.neck, 'fpn_convs', [])
-            with self._skipping(skip, needed), self.capture() as feats:
-                self.model.extract_feat(inputs)
-            return list(feats)
-        deepest = max(i for i, n in enumerate(needed) if n)
-        feats = [None] * len(self.stages)
+            return self._extract_fpn(inputs, mask)
+        # Deepest first, so that each stage runs on a prefix of the batch;
+        # stages below every row's deepest level run on an empty batch (an
+        # exception to stop the forward would break the FLOP analyser's
+        # trace).
+        levels = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+        depth = (mask * levels).amax(1) - 1
+        order = depth.argsort(descending=True, stable=True)
+        reach = [int((depth >= i).sum()) for i in range(len(self.stages))]
+        outs = [None] * len(self.stages)
 
         def on_output(i, args, out):
-            feats[i] = out
-            if i == deepest:
-                raise _StopForward
+            outs[i] = out
 
-        with self._hooks(self.stages[:deepest + 1], on_output):
-            try:
-                self.model.extract_feat(inputs)
-            except _StopForward:
-                pass
-        return feats
+        with ExitStack() as stack:
+            for i, stage in enumerate(self.stages):
+                handle = stage.register_forward_pre_hook(
+                    lambda m, args, i=i: (args[0][:reach[i]], *args[1:]))
+                stack.callback(handle.remove)
+            stack.enter_context(self._hooks(self.stages, on_output))
+            self.model.backbone(inputs[order])  # a neck is not the pyramid
+        position = order.argsort()  # row -> its place in the sorted batch
+        return [out[position[mask[:, i]]] if mask[:, i].any() else None
+                for i, out in enumerate(outs[:mask.shape[1]])]
 
-    @staticmethod
-    @contextmanager
-    def _skipping(convs, needed):
-        """Swap the output convs of levels not needed for identities."""
-        saved = {i: convs[i] for i, n in enumerate(needed)
-                 if not n and i < len(convs)}
-        for i in saved:
-            convs[i] = nn.Identity()
+    def _extract_fpn(self, inputs, mask):
+        convs = self.model.neck.fpn_convs
+        none = mask.new_zeros(0, dtype=torch.long)
+        # Output convs beyond the distilled levels (extra levels) are skipped.
+        rows = [mask[:, i].nonzero()[:, 0] if i < mask.shape[1] else none
+                for i in range(len(convs))]
+        saved = list(convs)
+        for i, conv in enumerate(saved):
+            convs[i] = _OnRows(conv, rows[i])
         try:
-            yield
+            with self.capture() as feats:
+                self.model.extract_feat(inputs)
         finally:
-            for i, conv in saved.items():
+            for i, conv in enumerate(saved):
                 convs[i] = conv
+        return [feats[i] if len(rows[i]) else None
+                for i in range(mask.shape[1])]
 
     def shapes(self, probe):
         """Channels and strides of every pyramid level for a probe image;
@@ -167,7 +191,9 @@ class PyramidTap:
         ``shared`` is paid once a sample has any level (the FPN's backbone,
         laterals and top-down path, or the backbone stem), ``prefix_l`` by the
         deepest selected stage of a backbone pyramid, ``own_l`` by each
-        selected FPN level's output conv.
+        selected FPN level's output conv. This is what :meth:`extract`
+        spends per sample; FPN levels beyond ``num_levels`` are not computed
+        and not counted.
 
         Returns:
             tuple[float, Tensor, Tensor]: shared, prefix and own FLOPs.
@@ -178,10 +204,12 @@ class PyramidTap:
         prefix = torch.zeros(num_levels)
         own = torch.zeros(num_levels)
         if self.stages is None:
-            for i in range(min(num_levels, len(self.model.neck.fpn_convs))):
-                own[i] = by_module[f'model.neck.fpn_convs.{i}']
-            shared = by_module['model.backbone'] + by_module['model.neck'] \
-                - own.sum().item()
+            convs = [by_module[f'model.neck.fpn_convs.{i}']
+                     for i in range(len(self.model.neck.fpn_convs))]
+            n = min(num_levels, len(convs))
+            own[:n] = torch.tensor(convs[:n], dtype=own.dtype)
+            shared = (by_module['model.backbone'] + by_module['model.neck']
+                      - sum(convs))
         else:
             names = self.model.backbone.res_layers
             stage = torch.tensor(

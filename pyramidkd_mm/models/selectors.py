@@ -6,7 +6,11 @@ pairs the mask switches off. The distiller builds its selector with its level
 names as ``levels`` and the student's channels as ``level_channels`` (per
 level) and ``top_channels`` (deepest backbone output).
 """
+import logging
+
 import torch
+from mmengine.dist import all_reduce
+from mmengine.logging import print_log
 from torch import nn
 
 from ..registry import MODELS
@@ -147,24 +151,35 @@ class RLSelector(LevelSelector):
             self._pending = (states, action, log_prob, value)
         return action.bool()
 
-    def learn(self, loss_before, loss_after, cost):
+    def learn(self, outcome):
         """Rewards the pending decision and updates the policy when a rollout
         is complete.
 
         Args:
-            loss_before, loss_after (Tensor): (B, L) per-sample level losses
-                in the training forward and after the optimiser step.
-            cost (Tensor): (B,) teacher compute used per sample.
+            outcome (StepOutcome): the step's measured outcome
+                (:meth:`PyramidDistiller.outcome`).
 
         Returns:
             dict[str, float]: ``reward``, ``gain``, ``cost_saved`` and
             ``lam`` means, plus the PPO diagnostics when the policy was
-            updated.
+            updated; ``nonfinite`` (1) instead when the outcome was not
+            finite and the step was left out of the rollout.
         """
         states, action, log_prob, value = self._pending
         self._pending = None
-        rewards, dones, info = self.env.step(action, loss_before, loss_after,
-                                             cost)
+        measured = (outcome.loss_before, outcome.loss_after, outcome.cost)
+        # Every rank skips together: the environment's statistics are
+        # reduced over ranks.
+        finite = torch.stack([t.isfinite().all() for t in (states,
+                                                           *measured)])
+        finite = finite.all().float()
+        all_reduce(finite, op='min')
+        if finite.item() < 1:
+            print_log('RLSelector: non-finite distillation outcome; the '
+                      'step is not rewarded', logger='current',
+                      level=logging.WARNING)
+            return dict(nonfinite=1.0)
+        rewards, dones, info = self.env.step(action, *measured)
         if self.buffer is None or self.buffer.device != states.device:
             buffer = RolloutBuffer(self.rollout_iters, len(rewards),
                                    states.shape[1], len(self.levels),

@@ -172,6 +172,6 @@ class Architect:
         with d.student_tap.capture() as feats:
             d.student.extract_feat(data['inputs'])
         mask = d.selector(feats, data['data_samples']).bool()
-        per_sample, teacher_feats = d.distill(
-            data['inputs'], feats[:len(d.levels)], mask, teacher_feats)
-        return per_sample.mean(0), teacher_feats
+        result = d.distill(data['inputs'], feats[:len(d.levels)], mask,
+                           teacher_feats)
+        return result.losses.mean(0), result.teacher_feats

@@ -20,9 +20,12 @@ all ranks. All ranks must therefore run the same
 number of minibatches per update (same buffer and minibatch sizes). Do not
 also wrap the policy in DDP, or the gradients are averaged twice.
 """
+import logging
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from torch import nn
 
 
@@ -66,6 +69,7 @@ class PPOTrainer:
         self.normalize_advantages = normalize_advantages
         self.optimizer = optimizer or torch.optim.Adam(
             policy.parameters(), lr=lr, eps=1e-5)
+        self.nonfinite_steps = 0
 
     def sync_policy(self):
         """Broadcasts rank 0's policy weights; a no-op on a single process."""
@@ -129,8 +133,16 @@ class PPOTrainer:
         self.optimizer.zero_grad()
         loss.backward()
         self.all_reduce_gradients()
-        nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-        self.optimizer.step()
+        # Identical on every rank after the reduction, so all skip together.
+        norm = nn.utils.clip_grad_norm_(self.policy.parameters(),
+                                        self.max_grad_norm)
+        if norm.isfinite():
+            self.optimizer.step()
+        else:
+            self.nonfinite_steps += 1
+            print_log('PPOTrainer: non-finite policy gradient; minibatch '
+                      f'skipped ({self.nonfinite_steps} so far)',
+                      logger='current', level=logging.WARNING)
 
         with torch.no_grad():
             approx_kl = ((ratio - 1) - log_ratio).mean()

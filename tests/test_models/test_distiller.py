@@ -93,13 +93,18 @@ def test_masked_levels_and_samples_do_no_work(toy_teacher):
                            for n in ('layer1', 'layer2', 'layer3')})
     connectors = count_calls(dict(model.connectors))
     losses = model.loss(*batch())
-    # The teacher sees the 2 selected samples, only as deep as c3 needs.
-    assert teacher == {'layer1': [2], 'layer2': [2], 'layer3': []}
+    # The teacher sees the 2 selected samples, each only as deep as its
+    # levels need: c3 for one, c2 for the other (c4 gets an empty batch).
+    assert teacher == {'layer1': [2], 'layer2': [1], 'layer3': [0]}
     assert connectors == {'c2': [2], 'c3': [1], 'c4': []}
     assert losses['loss_distill_c4'].item() == 0
     assert losses['sel_c2'].item() == pytest.approx(0.5)
     # Relative cost: a c3-deep prefix for 1 sample, c2 for another, of 4.
-    assert 0 < losses['distill_cost'].item() < 0.5
+    full = model.mask_cost(torch.ones(1, 3, dtype=torch.bool)).item()
+    c2, c3 = (model.mask_cost(torch.tensor([m]).bool()).item()
+              for m in ([1, 0, 0], [0, 1, 0]))
+    assert full == pytest.approx(1)
+    assert losses['distill_cost'].item() == pytest.approx((c2 + c3) / 4)
 
     model.selector = RowSelector(torch.zeros(4, 3, dtype=torch.bool))
     teacher['layer1'].clear()
@@ -166,8 +171,8 @@ def test_gradnorm_reweights_the_level_losses(toy_teacher):
     losses = model.loss(inputs, labels)
     with torch.no_grad(), model.student_tap.capture() as feats:
         model.student.extract_feat(inputs)
-        raw, _ = model.distill(inputs, feats,
-                               torch.ones(4, 3, dtype=torch.bool))
+        raw = model.distill(inputs, feats,
+                            torch.ones(4, 3, dtype=torch.bool)).losses
     assert losses['loss_distill_c2'].item() == pytest.approx(
         (losses['gradnorm_w_distill_c2'] * raw[:, 0].mean()).item(),
         rel=1e-5)

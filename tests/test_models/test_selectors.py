@@ -19,7 +19,7 @@ def step(model, optimizer, seed):
     optimizer.zero_grad()
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     optimizer.step()
-    return losses, model.selector.learn(*model.outcome())
+    return losses, model.selector.learn(model.outcome())
 
 
 def student_optimizer(model):
@@ -72,8 +72,10 @@ def test_outcome_measures_the_step_on_the_selected_pairs(toy_teacher):
     optimizer.zero_grad()
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     optimizer.step()
-    mask = model._outcome[1]
-    before, after, cost = model.outcome()
+    mask = model._outcome['mask']
+    outcome = model.outcome()
+    before, after, cost = outcome.loss_before, outcome.loss_after, \
+        outcome.cost
     assert torch.equal(before != 0, mask) and torch.equal(after != 0, mask)
     # the student stepped towards the teacher on the distilled pairs
     assert (after[mask] < before[mask]).float().mean() > 0.5
@@ -129,5 +131,5 @@ def test_a_smaller_last_batch_is_not_stored(toy_teacher):
     optimizer.zero_grad()
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     optimizer.step()
-    stats = model.selector.learn(*model.outcome())
+    stats = model.selector.learn(model.outcome())
     assert 'reward' in stats and model.selector.buffer.pos == 1

@@ -56,7 +56,8 @@ def exact_hypergradient(distiller, train, val, xi, unrolled):
         with distiller.student_tap.capture() as feats:
             task = student.loss(train['inputs'], train['data_samples'])
         mask = torch.ones(len(train['inputs']), 3, dtype=torch.bool)
-        per_sample, _ = distiller.distill(train['inputs'], feats[:3], mask)
+        per_sample = distiller.distill(train['inputs'], feats[:3],
+                                       mask).losses
         train_loss = task['loss_reg'] + (distiller.selector.gates() *
                                          per_sample.mean(0)).sum()
         grads = torch.autograd.grad(train_loss, params, create_graph=True)

@@ -103,7 +103,7 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
             outcome = model.outcome()
             outcome_s.append(time.perf_counter() - mark)
             mark = time.perf_counter()
-            model.selector.learn(*outcome)
+            model.selector.learn(outcome)
             learn_s.append(time.perf_counter() - mark)
         if i >= warmup:
             times.append(time.perf_counter() - start)
