@@ -176,3 +176,65 @@ def test_gradnorm_reweights_the_level_losses(toy_teacher):
     assert losses['loss_distill_c2'].item() == pytest.approx(
         (losses['gradnorm_w_distill_c2'] * raw[:, 0].mean()).item(),
         rel=1e-5)
+
+
+def nan_row(module, row):
+    """A forward hook that makes one row of the module's output NaN."""
+    def hook(m, args, out):
+        out = out.clone()
+        out[row] = float('nan')
+        return out
+    return module.register_forward_hook(hook)
+
+
+def train_step(model, seed=0):
+    losses = model.loss(*batch(seed=seed))
+    optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.parse_losses(losses)[0].backward()
+    optim.step()
+    return losses
+
+
+def test_non_finite_teacher_features_are_left_out(toy_teacher):
+    torch.manual_seed(0)
+    model = make(toy_teacher, student_channels=(2, 4, 8)).train()
+    nan_row(model.teacher.backbone.layer2, row=1)  # c3 and c4 of sample 1
+    losses = train_step(model)
+    assert losses['distill_nonfinite'].item() == 2
+    assert all(losses[f'loss_distill_{n}'].item() > 0 for n in LEVELS)
+    assert all(p.isfinite().all() for p in model.parameters())
+
+
+def test_non_finite_distillation_loss_skips_distillation(toy_teacher):
+    torch.manual_seed(0)
+    model = make(toy_teacher, student_channels=(2, 4, 8)).train()
+    nan_row(model.connectors['c3'], row=2)  # on the student's side
+    before = [p.detach().clone() for p in model.connectors.parameters()]
+    losses = train_step(model)
+    assert losses['distill_nonfinite'].item() == 1
+    assert all(losses[f'loss_distill_{n}'].item() == 0 for n in LEVELS)
+    assert losses['loss_cls'].isfinite()  # the student's own loss trains
+    assert all(p.isfinite().all() for p in model.parameters())
+    # no distillation gradient reached the connectors
+    assert all(torch.equal(b, p) for b, p in
+               zip(before, model.connectors.parameters()))
+
+
+def test_fp16_autocast_keeps_costs_and_losses_in_float32(toy_teacher):
+    torch.manual_seed(0)
+    model = make(toy_teacher, student_channels=(2, 4, 8), selector=dict(
+        type='RLSelector', policy=dict(hidden_dim=16))).train()
+    with torch.autocast('cpu', dtype=torch.float16):
+        losses = model.loss(*batch())
+    assert model._outcome['autocast'] == torch.float16
+    for name in LEVELS:
+        assert losses[f'loss_distill_{name}'].dtype == torch.float32
+    assert losses['distill_cost'].dtype == torch.float32
+    # No optimiser step: the outcome, recomputed under the same autocast,
+    # must measure exactly no change.
+    outcome = model.outcome()
+    assert outcome.loss_before.dtype == outcome.loss_after.dtype == \
+        torch.float32
+    assert (outcome.loss_before > 0).any()
+    torch.testing.assert_close(outcome.loss_after, outcome.loss_before,
+                               rtol=0, atol=0)

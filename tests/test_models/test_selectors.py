@@ -133,3 +133,22 @@ def test_a_smaller_last_batch_is_not_stored(toy_teacher):
     optimizer.step()
     stats = model.selector.learn(model.outcome())
     assert 'reward' in stats and model.selector.buffer.pos == 1
+
+
+def test_non_finite_outcome_is_not_rewarded(toy_teacher):
+    model = rl_model(toy_teacher)
+    optimizer = student_optimizer(model)
+    step(model, optimizer, seed=1)
+    env_state = {k: v.clone() for k, v in model.selector.env.state_dict()
+                 .items()}
+    losses = model.loss(*batch(seed=2))
+    optimizer.zero_grad()
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    optimizer.step()
+    outcome = model.outcome()
+    outcome.loss_after[0, 0] = float('nan')
+    assert model.selector.learn(outcome) == dict(nonfinite=1.0)
+    assert model.selector.buffer.pos == 1  # the step was not stored
+    for key, value in model.selector.env.state_dict().items():
+        assert torch.equal(value, env_state[key]), key
+    assert not model.selector.needs_outcome  # ready for the next decision
