@@ -12,6 +12,7 @@ from torch import nn
 from ..registry import MODELS
 from .pyramid import Pyramid, PyramidTap
 from .teacher import build_teacher
+from .teacher_cost import TeacherCost
 
 
 @dataclass
@@ -160,15 +161,8 @@ class PyramidDistiller(BaseModel):
             f'selector.{name}' for name, _ in self.selector.named_parameters()]
         self._outcome = None  # the step a learning selector is rewarded on
         self.nonfinite_steps = 0
-        # Fractions of distilling every level: raw FLOP counts (1e7-1e10)
-        # overflow float16.
-        shared, prefix, own = self.teacher_tap.level_costs(
-            probe, len(self.levels))
-        total = shared + prefix.max().item() + own.sum().item()
-        self.register_buffer('cost_shared', torch.tensor(shared / total),
-                             persistent=False)
-        self.register_buffer('cost_prefix', prefix / total, persistent=False)
-        self.register_buffer('cost_own', own / total, persistent=False)
+        self.teacher_cost = TeacherCost(self.teacher_tap, probe,
+                                        len(self.levels))
 
     def _check_normalization(self):
         """The teacher sees the student's inputs: their normalisation must
@@ -222,14 +216,6 @@ class PyramidDistiller(BaseModel):
         self.teacher.eval()
         return self
 
-    def mask_cost(self, mask):
-        """Teacher compute per sample of a (batch, levels) mask, as a
-        fraction of distilling every level: what :meth:`distill` spends.
-        Float32 (elementwise ops, which autocast leaves alone)."""
-        m = mask.float()
-        return (m.amax(1) * self.cost_shared + (m * self.cost_prefix).amax(1)
-                + (m * self.cost_own).sum(1))
-
     def _warn_nonfinite(self, what, count):
         self.nonfinite_steps += 1
         print_log(f'PyramidDistiller: {count} {what}; left out of this '
@@ -253,7 +239,7 @@ class PyramidDistiller(BaseModel):
             nonfinite += count
             self._warn_nonfinite('non-finite distillation losses', count)
             distilled = per_sample.new_zeros(per_sample.shape)
-        cost = self.mask_cost(mask)
+        cost = self.teacher_cost(mask)
         if self.selector.needs_outcome:
             self._outcome = dict(
                 inputs=inputs, mask=mask, before=per_sample.detach(),
@@ -262,15 +248,13 @@ class PyramidDistiller(BaseModel):
         # A gate-search selector weights the levels (detached: its gates
         # learn by the hypergradient, not through the training loss).
         weights = self.selector.loss_weights()
+        saved = self.teacher_cost.marginal(mask)
         for j, name in enumerate(self.levels):
             losses[f'loss_distill_{name}'] = distilled[:, j].sum() / batch
             if weights is not None:
                 losses[f'loss_distill_{name}'] *= weights[j].detach()
             losses[f'sel_{name}'] = mask[:, j].float().mean()
-            # Marginal cost: what dropping this level would save.
-            without = mask.clone()
-            without[:, j] = False
-            losses[f'cost_{name}'] = (cost - self.mask_cost(without)).mean()
+            losses[f'cost_{name}'] = saved[j]  # what dropping it would save
         losses['distill_cost'] = cost.mean()
         losses['distill_nonfinite'] = cost.new_tensor(float(nonfinite))
         if self.balancer is not None:

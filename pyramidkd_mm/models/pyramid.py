@@ -17,19 +17,7 @@ samples that selected its level.
 from contextlib import ExitStack, contextmanager
 
 import torch
-from mmengine.analysis import FlopAnalyzer
 from torch import nn
-
-
-class _ExtractFeat(nn.Module):
-    """Traceable view of ``model.extract_feat`` for the FLOP analysis."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs):
-        return self.model.extract_feat(inputs)
 
 
 class _OnRows(nn.Module):
@@ -182,38 +170,3 @@ class PyramidTap:
         shapes = Pyramid((f.shape[1], size // f.shape[-1]) for f in feats)
         shapes.top = feats.top.shape[1]
         return shapes
-
-    def level_costs(self, probe, num_levels):
-        """Teacher FLOPs spent on distillation, split by what needs them.
-
-        A sample's cost for a level mask ``m`` is
-        ``any(m) * shared + max_l(m_l * prefix_l) + sum_l(m_l * own_l)``:
-        ``shared`` is paid once a sample has any level (the FPN's backbone,
-        laterals and top-down path, or the backbone stem), ``prefix_l`` by the
-        deepest selected stage of a backbone pyramid, ``own_l`` by each
-        selected FPN level's output conv. This is what :meth:`extract`
-        spends per sample; FPN levels beyond ``num_levels`` are not computed
-        and not counted.
-
-        Returns:
-            tuple[float, Tensor, Tensor]: shared, prefix and own FLOPs.
-        """
-        flops = FlopAnalyzer(_ExtractFeat(self.model), (probe, ))
-        flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        by_module = flops.by_module()
-        prefix = torch.zeros(num_levels)
-        own = torch.zeros(num_levels)
-        if self.stages is None:
-            convs = [by_module[f'model.neck.fpn_convs.{i}']
-                     for i in range(len(self.model.neck.fpn_convs))]
-            n = min(num_levels, len(convs))
-            own[:n] = torch.tensor(convs[:n], dtype=own.dtype)
-            shared = (by_module['model.backbone'] + by_module['model.neck']
-                      - sum(convs))
-        else:
-            names = self.model.backbone.res_layers
-            stage = torch.tensor(
-                [float(by_module[f'model.backbone.{n}']) for n in names])
-            prefix = stage.cumsum(0)[:num_levels]
-            shared = by_module['model.backbone'] - stage.sum().item()
-        return float(shared), prefix, own

@@ -193,7 +193,7 @@ class MaskSearchLoop(BaseLoop):
                              data_batch=batch, outputs=outputs)
             self._iter += 1
         metrics = runner.val_loop.run()
-        cost = model.mask_cost(model.selector.flags[None]).item()
+        cost = model.teacher_cost(model.selector.flags[None]).item()
         return dict(
             mask=[n for n, f in zip(model.levels, flags) if f],
             flags=[int(f) for f in flags],

@@ -118,7 +118,7 @@ class DistillationEnvironment(nn.Module):
                 forward (zero where not selected).
             loss_after (Tensor): (B, L) the same after the optimiser step.
             cost (Tensor): (B,) teacher compute used, see
-                :meth:`PyramidDistiller.mask_cost`.
+                :class:`TeacherCost`.
 
         Returns:
             tuple[Tensor, Tensor, dict]: rewards (B,), dones (B,) (all ones:

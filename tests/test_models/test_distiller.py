@@ -100,8 +100,8 @@ def test_masked_levels_and_samples_do_no_work(toy_teacher):
     assert losses['loss_distill_c4'].item() == 0
     assert losses['sel_c2'].item() == pytest.approx(0.5)
     # Relative cost: a c3-deep prefix for 1 sample, c2 for another, of 4.
-    full = model.mask_cost(torch.ones(1, 3, dtype=torch.bool)).item()
-    c2, c3 = (model.mask_cost(torch.tensor([m]).bool()).item()
+    full = model.teacher_cost(torch.ones(1, 3, dtype=torch.bool)).item()
+    c2, c3 = (model.teacher_cost(torch.tensor([m]).bool()).item()
               for m in ([1, 0, 0], [0, 1, 0]))
     assert full == pytest.approx(1)
     assert losses['distill_cost'].item() == pytest.approx((c2 + c3) / 4)
@@ -121,14 +121,6 @@ def test_fixed_selector_from_config(toy_teacher):
         make(toy_teacher, selector=dict(type='FixedSelector', mask=['p9']))
     with pytest.raises(ValueError, match='has 2 flags'):
         make(toy_teacher, selector=dict(type='FixedSelector', mask=[1, 0]))
-
-
-def test_mask_cost_grows_with_depth(toy_teacher):
-    model = make(toy_teacher)
-    costs = model.mask_cost(torch.tensor(
-        [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [0, 0, 0]]).bool())
-    assert costs[0] < costs[1] < costs[2] == costs[3] == 1
-    assert costs[4] == 0
 
 
 def test_clear_errors(toy_teacher, tmp_path):

@@ -113,9 +113,9 @@ def test_fp16_autocast_costs_of_the_detection_distiller():
         model = MODELS.build(cfg.model)
     mask = torch.tensor([[1, 0, 1, 1], [0, 1, 0, 0], [1, 1, 1, 1],
                          [0, 0, 0, 0]]).bool()
-    expected = model.mask_cost(mask)
+    expected = model.teacher_cost(mask)
     with torch.autocast('cpu', dtype=torch.float16):
-        cost = model.mask_cost(mask)
+        cost = model.teacher_cost(mask)
     assert cost.dtype == torch.float32 and cost.isfinite().all()
     torch.testing.assert_close(cost, expected)
     assert expected[2] == pytest.approx(1) and expected[3] == 0

@@ -79,7 +79,7 @@ def test_outcome_measures_the_step_on_the_selected_pairs(toy_teacher):
     assert torch.equal(before != 0, mask) and torch.equal(after != 0, mask)
     # the student stepped towards the teacher on the distilled pairs
     assert (after[mask] < before[mask]).float().mean() > 0.5
-    torch.testing.assert_close(cost, model.mask_cost(mask))
+    torch.testing.assert_close(cost, model.teacher_cost(mask))
     assert model._outcome is None
 
 
