@@ -60,7 +60,7 @@ setup(
     include_package_data=True,
     package_data={'pyramidkd_mm': ['.mim/**/*']},
     python_requires='>=3.8',
-    install_requires=['torch', 'torchvision', 'mmcv==2.1.0']
+    install_requires=['torch>=2.0', 'torchvision', 'mmcv>=2.0.0,<2.2.0']
     + requirements('runtime.txt'),
     extras_require={'tests': requirements('tests.txt')},
     license='Apache License 2.0',

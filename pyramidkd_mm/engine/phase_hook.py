@@ -81,6 +81,13 @@ class DistillPhaseHook(Hook):
                 'DistillPhaseHook rewards each iteration by the optimiser '
                 'step that follows it; remove accumulative_counts from '
                 'optim_wrapper (use a larger batch instead)')
+        if self.freeze is not None and not getattr(
+                runner.model, 'find_unused_parameters', True):
+            raise ValueError(
+                f'DistillPhaseHook freezes the student\'s {self.freeze} in '
+                'phase 2, after DDP wrapped the model: DDP would wait for '
+                'its gradients. Set find_unused_parameters = True in the '
+                'config (or freeze=None in the hook)')
         unwrapped_model(runner).selector.trainer.sync_policy()
         phase = self.phase_at(runner)
         if self._loaded_phase not in (None, phase):

@@ -182,3 +182,31 @@ def test_ddp_policies_identical_on_both_ranks(tmp_path, toy_teacher,
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     mp.start_processes(_ddp_worker, args=(str(tmp_path), toy_teacher),
                        nprocs=2, start_method='spawn')
+
+
+def _frozen_ddp_worker(rank, work_dir, toy_teacher):
+    torch.set_num_threads(1)
+    os.environ.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1')
+    dist.init_process_group('gloo', init_method=f'file://{work_dir}/init',
+                            rank=0, world_size=1)
+    runner = None
+    try:
+        runner, _ = build_runner(
+            work_dir, toy_teacher, 2, [1, 2], launcher='pytorch',
+            cfg=dict(model_wrapper_cfg=dict(
+                type='pyramidkd_mm.CPUDistributedDataParallel',
+                find_unused_parameters=False)))
+        with pytest.raises(ValueError, match='find_unused_parameters'):
+            runner.train()
+    finally:
+        del runner
+        gc.collect()
+        dist.destroy_process_group()
+
+
+def test_phase_2_freeze_under_ddp_needs_unused_parameters(tmp_path,
+                                                          toy_teacher):
+    """Freezing the backbone after DDP wrapped the model needs
+    find_unused_parameters; without it: one clear error at the start."""
+    mp.start_processes(_frozen_ddp_worker, args=(str(tmp_path), toy_teacher),
+                       nprocs=1, start_method='spawn')

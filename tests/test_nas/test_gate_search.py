@@ -45,7 +45,7 @@ def test_gate_search_finds_the_useful_level(tmp_path, selector, unrolled):
     # A decision, not the initialisation: every gate away from 0.5.
     margins = result['margins']
     assert margins[1] > 0.1 and max(margins[0], margins[2]) < -0.3, margins
-    assert result['search_wall_s'] > 0 and result['world_size'] == 1
+    assert result['search_wall_s'] >= 0 and result['world_size'] == 1
     if selector == 'GDASSelector':  # annealed to the end temperature
         assert runner.model.selector.temperature == pytest.approx(0.1)
     # The fragment extends the KD config with FixedSelector(mask).
@@ -205,6 +205,8 @@ def test_gate_search_resumes(tmp_path):
     torch.testing.assert_close(recorder.seen[0],
                                saved['state_dict']['selector.logits'])
     assert hook.architect.optimizer.state_dict()['state'][0]['step'] == 4
+    # The time spent before the interruption is carried over (the result
+    # rounds to 0.1 s, so compare rounded values: no dependence on speed).
     with open(tmp_path / 'work' / 'search_result.json') as f:
-        assert json.load(f)['search_wall_s'] >= saved['gate_search'][
-            'seconds']
+        assert json.load(f)['search_wall_s'] >= round(
+            saved['gate_search']['seconds'], 1)
