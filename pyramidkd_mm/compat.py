@@ -21,7 +21,8 @@ SUPPORTED = {
     'torch': ((2, 0), None, 'torch.func and the autocast API are used',
               'pip install torch==2.13.0'),
     'mmengine': ((0, 7), (1, 0), 'the Runner, hooks, loops and analysis '
-                 'API of mmengine 0.x are used', 'pip install mmengine==0.10.7'),
+                 'API of mmengine 0.x are used',
+                 'pip install mmengine==0.10.7'),
     'mmcv': ((2, 0), (3, 0), 'mmdet 3 and mmseg 1 need the mmcv 2 API',
              'bash tools/install.sh (builds mmcv 2.1.0 with ops for your '
              'torch) or, on GPU, mim install mmcv==2.1.0'),

@@ -34,8 +34,8 @@ def test_untested_versions_in_range_warn(monkeypatch, package, found):
     ('mmengine', '1.0.0', 'pip install mmengine==0.10.7'),
     ('torch', '1.13.1', 'torch==2.13.0'),
 ])
-def test_known_breaking_versions_name_reason_and_fix(monkeypatch, package,
-                                                      found, fix):
+def test_known_breaking_versions_name_reason_and_fix(
+        monkeypatch, package, found, fix):
     fake_versions(monkeypatch, **{package: found})
     with pytest.raises(ImportError, match=f'{package}=={found}') as err:
         compat.check_versions()

@@ -1,4 +1,4 @@
-"""Reading a toolbox model's feature pyramid, and skipping the parts not needed.
+"""Reading a toolbox model's feature pyramid, computing only what is needed.
 
 Two pyramid sources cover the three toolboxes:
 

@@ -130,7 +130,8 @@ class GateSearchHook(Hook):
         probs = model.selector.probabilities()
         flags = derive_mask(probs, model.teacher_cost, self.budget,
                             self.threshold)
-        cost = model.teacher_cost(torch.tensor(flags, device=probs.device)[None])
+        cost = model.teacher_cost(
+            torch.tensor(flags, device=probs.device)[None])
         name = ('GDAS-LS' if isinstance(model.selector, GDASSelector) else
                 f"DARTS-LS ({'second' if self.unrolled else 'first'} order)")
         result = write_search_result(

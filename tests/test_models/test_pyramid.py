@@ -90,9 +90,9 @@ def teacher_flops(tap, inputs, mask):
 @pytest.mark.parametrize('task', ['det', 'seg'])
 def test_logged_cost_is_the_teacher_flops_actually_spent(task):
     """A mixed per-sample mask: the cost the distiller logs as
-    ``distill_cost`` (``teacher_cost``, mean over the batch) equals the FLOPs of
-    the teacher calls its ``distill`` made (mmengine's analyser), relative
-    to distilling every level of every sample."""
+    ``distill_cost`` (``teacher_cost``, mean over the batch) equals the
+    FLOPs of the teacher calls its ``distill`` made (mmengine's analyser),
+    relative to distilling every level of every sample."""
     cfg = Config.fromfile(f'{REPO}/configs/digits/{task}_uniform_kd.py')
     cfg.model.teacher.checkpoint = None
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
