@@ -12,7 +12,10 @@ the teacher's pyramid forward under no_grad (the extra work KD adds). Ratios
 are taken against the student and uniform KD, measured side by side in one
 run. The RL modes use the policy of ``--rl-checkpoint`` (a det_rl_kd run) if
 given, else a freshly initialised one (which selects about half the levels
-at random); the distill cost column says which compute they spent.
+at random). Two measures of the teacher compute a mode spent stand side by
+side: ``distill_cost`` as the distiller logs it (FLOPs of the teacher calls
+made, relative to uniform KD) and the measured wall time of its teacher
+calls relative to uniform KD's.
 
     python tools/analysis_tools/benchmark_kd.py [--task det] [--iters 20] \
         [--rl-checkpoint work_dirs/det_rl_kd/iter_500.pth]
@@ -44,6 +47,22 @@ def rl_timers(model):
         lambda m, a: spent.append(-time.perf_counter()))
     model.selector.register_forward_hook(
         lambda m, a, o: spent.append(spent.pop() + time.perf_counter()))
+    return spent
+
+
+def teacher_timer(model):
+    """Times every teacher pyramid call of the distiller; returns the list
+    of durations it fills."""
+    spent = []
+    extract = model.teacher_tap.extract
+
+    def timed(inputs, mask):
+        start = time.perf_counter()
+        out = extract(inputs, mask)
+        spent.append(time.perf_counter() - start)
+        return out
+
+    model.teacher_tap.extract = timed
     return spent
 
 
@@ -85,11 +104,14 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
         if mode == 'rl_policy':  # phase 2, as DistillPhaseHook freezes it
             model.student.backbone.requires_grad_(False)
         policy_s = rl_timers(model)
+    distiller = mode not in ('student', 'teacher')
+    teacher_s = teacher_timer(model) if distiller else []
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3,
                                          momentum=0.9))
     base = rss_mib()
-    times, costs, learn_s, outcome_s = [], [], [], []
+    times, costs, learn_s, outcome_s, teacher_iter_s = [], [], [], [], []
     for i, data in enumerate(batches):
+        teacher_s.clear()
         start = time.perf_counter()
         if mode == 'teacher':
             with torch.no_grad():
@@ -107,12 +129,14 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
             learn_s.append(time.perf_counter() - mark)
         if i >= warmup:
             times.append(time.perf_counter() - start)
+            teacher_iter_s.append(sum(teacher_s))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     iter_s = sum(times) / len(times)
     result = dict(mode=mode, iter_s=iter_s, peak_mib=peak,
                   peak_over_model_mib=peak - base)
-    if mode not in ('student', 'teacher'):
+    if distiller:
         result['distill_cost'] = sum(costs[warmup:]) / len(times)
+        result['teacher_s'] = sum(teacher_iter_s) / len(times)
     if rl:  # shares of an iteration, over the measured iterations
         result['policy_ppo_share'] = (sum(policy_s[warmup:])
                                       + sum(learn_s[warmup:])) / sum(times)
@@ -153,12 +177,15 @@ def main():
           f'warm-up, torch threads {threads}, RL policy '
           f'{args.rl_checkpoint or "freshly initialised"}')
     print('| mode | iter time | vs student | vs uniform KD | peak over model '
-          '| vs student | distill cost | policy+PPO | reward measurement |\n'
-          '|---|---|---|---|---|---|---|---|---|')
+          '| vs student | distill cost (FLOPs) | teacher time vs uniform KD '
+          '| policy+PPO | reward measurement |\n'
+          '|---|---|---|---|---|---|---|---|---|---|')
     for mode, r in results.items():
         share = (f"{r['policy_ppo_share']:.1%} | {r['outcome_share']:.1%}"
                  if 'policy_ppo_share' in r else '- | -')
-        cost = f"{r['distill_cost']:.2f}" if 'distill_cost' in r else '-'
+        cost = (f"{r['distill_cost']:.2f} | "
+                f"{r['teacher_s'] / kd['teacher_s']:.2f}"
+                if 'distill_cost' in r else '- | -')
         print(f"| {mode} | {r['iter_s']:.3f} s | "
               f"{r['iter_s'] / ref['iter_s']:.2f}x | "
               f"{r['iter_s'] / kd['iter_s']:.2f}x | "
