@@ -151,9 +151,12 @@ class PyramidDistiller(BaseModel):
             student.get_submodule(self.balance_layer)  # fail early if wrong
         probe = torch.zeros(1, 3, probe_size, probe_size)
         self.connectors, channels = self._build_connectors(probe)
+        self.teacher_cost = TeacherCost(self.teacher_tap, probe,
+                                        len(self.levels))
         self.selector = MODELS.build(selector, default_args=dict(
             levels=self.levels, level_channels=channels[:len(self.levels)],
-            top_channels=channels.top, **own_scope))
+            top_channels=channels.top, teacher_cost=self.teacher_cost,
+            student=self.student, **own_scope))
         # A learned selector is trained by its own optimiser (e.g. PPO, in
         # sync on all ranks), not through the distillation loss: DDP must not
         # wait for its gradients.
@@ -161,8 +164,6 @@ class PyramidDistiller(BaseModel):
             f'selector.{name}' for name, _ in self.selector.named_parameters()]
         self._outcome = None  # the step a learning selector is rewarded on
         self.nonfinite_steps = 0
-        self.teacher_cost = TeacherCost(self.teacher_tap, probe,
-                                        len(self.levels))
 
     def _check_normalization(self):
         """The teacher sees the student's inputs: their normalisation must

@@ -3,8 +3,10 @@
 A selector maps the student's pyramid of a batch to a boolean mask of shape
 (batch, levels). The distiller does no teacher, connector or loss work for
 pairs the mask switches off. The distiller builds its selector with its level
-names as ``levels`` and the student's channels as ``level_channels`` (per
-level) and ``top_channels`` (deepest backbone output).
+names as ``levels``, the student's channels as ``level_channels`` (per
+level) and ``top_channels`` (deepest backbone output), its
+:class:`TeacherCost` as ``teacher_cost`` and the student model as
+``student``; a selector uses what it needs.
 """
 import logging
 
@@ -26,9 +28,13 @@ class LevelSelector(nn.Module):
         level_channels (Sequence[int], optional): student channels per level.
         top_channels (int, optional): channels of the student's deepest
             backbone output.
+        teacher_cost (TeacherCost, optional): the distiller's cost model.
+        student (nn.Module, optional): the student model (not a submodule
+            of the selector).
     """
 
-    def __init__(self, levels, level_channels=None, top_channels=None):
+    def __init__(self, levels, level_channels=None, top_channels=None,
+                 teacher_cost=None, student=None):
         super().__init__()
         self.levels = tuple(levels)
 

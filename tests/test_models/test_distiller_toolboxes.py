@@ -119,3 +119,22 @@ def test_fp16_autocast_costs_of_the_detection_distiller():
     assert cost.dtype == torch.float32 and cost.isfinite().all()
     torch.testing.assert_close(cost, expected)
     assert expected[2] == pytest.approx(1) and expected[3] == 0
+
+
+@pytest.mark.parametrize('task', sorted(TASKS))
+def test_teacher_free_heuristic_on_every_toolbox(task, digits_data, tmp_path,
+                                                 monkeypatch):
+    """UncertaintySelector reads each toolbox's predictions and distills
+    the least sure half of every batch (batch 2: exactly one sample)."""
+    monkeypatch.chdir(digits_data + '/../..')
+    cfg = tiny(Config.fromfile(f'configs/digits/{task}_uniform_kd.py'),
+               tmp_path)
+    cfg.model.teacher.checkpoint = None
+    cfg.model.selector = dict(type='UncertaintySelector', budget=0.5)
+    runner = Runner.from_cfg(cfg)
+    costs = []
+    runner.model.selector.register_forward_hook(
+        lambda m, args, mask: costs.append(
+            runner.model.teacher_cost(mask).tolist()))
+    runner.train()
+    assert costs and all(sorted(c) == [0, 1] for c in costs)
