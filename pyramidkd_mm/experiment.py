@@ -10,6 +10,7 @@ record is written only once the run has finished, and an unfinished work_dir
 is cleared before the run starts again, so an interrupted grid resumes
 without counting a run twice or training a finished one again.
 """
+import hashlib
 import json
 import os
 import os.path as osp
@@ -17,8 +18,11 @@ import shutil
 import subprocess
 import sys
 import time
+from argparse import Namespace
 from dataclasses import asdict, dataclass, field
 from glob import glob
+
+from mmengine.config import Config, DictAction
 
 from .scope import PACKAGE_DIR
 
@@ -48,6 +52,17 @@ class TrainingRun:
     work_dir: str
     options: list = field(default_factory=list)
 
+    def fingerprint(self):
+        """Hash of the resolved config with the options applied: a record
+        of an edited config (or of one of its bases) is not reused."""
+        cfg = Config.fromfile(self.config)
+        if self.options:  # parsed as the tools' --cfg-options are
+            parsed = Namespace()
+            DictAction(option_strings=[], dest='options')(
+                None, parsed, self.options)
+            cfg.merge_from_dict(parsed.options)
+        return hashlib.sha1(cfg.pretty_text.encode()).hexdigest()
+
 
 @dataclass
 class RunRecord:
@@ -55,6 +70,7 @@ class RunRecord:
 
     Attributes:
         run (dict): the :class:`TrainingRun` it belongs to.
+        fingerprint (str): :meth:`TrainingRun.fingerprint` when it ran.
         metrics (dict): the last validation metrics.
         distill_cost (float | None): mean teacher compute spent per sample
             over training, as a fraction of uniform KD (None: no distiller).
@@ -63,6 +79,7 @@ class RunRecord:
         iters (int): training iterations.
     """
     run: dict
+    fingerprint: str
     metrics: dict
     distill_cost: float
     wall_s: float
@@ -110,9 +127,10 @@ def run_cached(run, force=False, env=None):
         RunRecord: the record of the finished run.
     """
     record = osp.join(run.work_dir, RECORD)
+    fingerprint = run.fingerprint()
     if not force and osp.exists(record):
         done = RunRecord.load(record)
-        if done.run == asdict(run):
+        if done.run == asdict(run) and done.fingerprint == fingerprint:
             return done
     shutil.rmtree(run.work_dir, ignore_errors=True)  # an unfinished run
     os.makedirs(run.work_dir)
@@ -128,7 +146,8 @@ def run_cached(run, force=False, env=None):
         raise RuntimeError(f'training failed ({result.returncode}): '
                            f'{" ".join(cmd)}; see {log.name}')
     metrics, cost, iters = summarize(run.work_dir)
-    done = RunRecord(asdict(run), metrics, cost, time.time() - start, iters)
+    done = RunRecord(asdict(run), fingerprint, metrics, cost,
+                     time.time() - start, iters)
     with open(record + '.tmp', 'w') as f:
         json.dump(asdict(done), f, indent=2)
     os.replace(record + '.tmp', record)
