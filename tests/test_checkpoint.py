@@ -8,7 +8,7 @@ import torch
 from mmengine.runner import CheckpointLoader, Runner
 
 from pyramidkd_mm.checkpoint import trust_checkpoints
-from test_engine.test_phase_hook import ToyImages
+from conftest import toy_loader
 
 
 def runner_like(path):
@@ -45,10 +45,7 @@ def plain_runner(work_dir, max_iters=2, **kwargs):
     custom_imports=['pyramidkd_mm']: nothing of this project's tools."""
     return Runner(
         model=dict(type='ToyPyramidModel'), work_dir=str(work_dir),
-        train_dataloader=dict(
-            dataset=ToyImages(), batch_size=4, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=True),
-            collate_fn=dict(type='default_collate')),
+        train_dataloader=toy_loader(),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook',

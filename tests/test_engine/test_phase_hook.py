@@ -9,25 +9,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
-from torch.utils.data import Dataset
 
-import conftest  # noqa: F401 registers the toy model in spawned workers
+from conftest import toy_loader  # also registers the toy model in workers
 from pyramidkd_mm.checkpoint import trust_checkpoints
 from pyramidkd_mm.engine import DistillPhaseHook, unwrapped_model
 
 LEVELS = ('c2', 'c3', 'c4')
-
-
-class ToyImages(Dataset):
-    """Random 16x16 images with binary labels (fixed by the index)."""
-
-    def __len__(self):
-        return 64
-
-    def __getitem__(self, index):
-        g = torch.Generator().manual_seed(index)
-        return dict(inputs=torch.randn(3, 16, 16, generator=g),
-                    data_samples=torch.tensor(index % 2))
 
 
 class Recorder(Hook):
@@ -62,10 +49,7 @@ def build_runner(work_dir, toy_teacher, max_iters, milestones, **kwargs):
     recorder = Recorder()
     runner = Runner(
         model=model, work_dir=str(work_dir),
-        train_dataloader=dict(
-            dataset=ToyImages(), batch_size=4, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=True),
-            collate_fn=dict(type='default_collate')),
+        train_dataloader=toy_loader(),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(
