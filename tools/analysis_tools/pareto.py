@@ -5,7 +5,8 @@ compute actually spent, per digits task, over budgets and seeds.
         [--selectors student uniform random_samples random_levels \
          uncertainty rl mask:p3+p4] [--budgets 0.25 0.5 0.75] \
         [--seeds 0 1 2] [--teacher work_dirs/det_teacher/teacher.pth] \
-        [--jobs 2] [--work-root work_dirs/pareto] [--cfg-options k=v ...]
+        [--jobs 2] [--work-root work_dirs/pareto] [--cfg-options k=v ...] \
+        [--teacher-cfg-options k=v ...]
 
 Every (selector, budget, seed) is one training run of the task's KD config
 (``rl``: its RL-KD config) that differs from the others only in the selector
@@ -187,13 +188,15 @@ def main():
                                                         'pareto'))
     parser.add_argument('--out', default=osp.join(ROOT, 'results'))
     parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='key=value overrides for every run')
+                        help='key=value overrides for every student run')
+    parser.add_argument('--teacher-cfg-options', nargs='+', default=[],
+                        help='key=value overrides for the teacher run')
     args = parser.parse_args()
     spec = TASKS[args.task]
     teacher_record = None
     if args.teacher is None:
         args.teacher, teacher_record = train_teacher(
-            args.task, args.work_root, args.cfg_options)
+            args.task, args.work_root, args.teacher_cfg_options)
     runs = grid(args.task, args.selectors, args.budgets or spec['budgets'],
                 args.seeds, osp.abspath(args.teacher), args.work_root,
                 args.cfg_options)
