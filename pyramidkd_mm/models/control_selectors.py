@@ -11,9 +11,9 @@ not select never enters the teacher.
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..registry import MODELS
+from .prediction_entropy import PredictionEntropy
 from .selectors import LevelSelector
 
 
@@ -85,13 +85,11 @@ class UncertaintySelector(LevelSelector):
     """Distill the samples the student is least sure of (DynamicKD-style),
     on every level, from what the student computes anyway.
 
-    Uncertainty is the entropy of the student's predictions in its training
-    forward, normalised by log(classes): of the classifier head's logits
-    (mmpretrain), the mean over pixels of the decode head's (mmseg), or the
-    mean over a detector's sampled RoIs of its box head's class scores
-    (mmdet two-stage). Each step selects the ``budget`` fraction of the batch
-    with the highest entropy (rounded at random so that the expected
-    fraction is ``budget``), so the expected teacher cost is ``budget``.
+    Uncertainty is :class:`PredictionEntropy`: the entropy of the student's
+    predictions in its training forward (classifier, segmentor or two-stage
+    detector). Each step selects the ``budget`` fraction of the batch with
+    the highest entropy (rounded at random so that the expected fraction is
+    ``budget``), so the expected teacher cost is ``budget``.
 
     Args:
         budget (float): fraction of the samples to distill.
@@ -102,56 +100,11 @@ class UncertaintySelector(LevelSelector):
         super().__init__(**kwargs)
         _check_budget(budget)
         self.budget = budget
-        self._entropy = None
-        self._roi_images = None
-        self._watch(kwargs['student'])
-
-    def _watch(self, student):
-        """Forward hooks on the student's prediction head."""
-        roi_head = getattr(student, 'roi_head', None)
-        if roi_head is not None and hasattr(roi_head, 'bbox_head'):
-            roi_head.bbox_roi_extractor.register_forward_hook(
-                lambda m, args, out: setattr(self, '_roi_images',
-                                             args[1][:, 0].long()))
-            roi_head.bbox_head.register_forward_hook(
-                lambda m, args, out: self._record(out[0], self._roi_images))
-        elif hasattr(student, 'decode_head'):
-            # decode heads call self.forward() directly: hook their classifier
-            student.decode_head.conv_seg.register_forward_hook(
-                lambda m, args, out: self._record(out))
-        elif hasattr(student, 'head'):
-            student.head.register_forward_hook(
-                lambda m, args, out: self._record(out))
-        else:
-            raise TypeError(
-                'UncertaintySelector reads the predictions of an mmpretrain '
-                'classifier (head), an mmseg segmentor (decode_head) or an '
-                'mmdet two-stage detector (roi_head.bbox_head); '
-                f'{type(student).__name__} has none of them')
-
-    @torch.no_grad()
-    def _record(self, logits, images=None):
-        """Per-sample normalised entropy of (N, C[, H, W]) logits; with
-        ``images``, N are RoIs averaged per image."""
-        logits = logits.detach().float()
-        entropy = -(F.softmax(logits, 1) * F.log_softmax(logits, 1)).sum(1)
-        entropy = entropy.flatten(1).mean(1) if entropy.dim() > 1 else entropy
-        entropy = entropy / math.log(logits.shape[1])
-        if images is not None:
-            size = int(images.max()) + 1
-            entropy = torch.zeros(size, device=logits.device).index_add_(
-                0, images, entropy) / torch.bincount(
-                    images, minlength=size).clamp_min(1)
-        self._entropy = entropy
+        self.entropy = PredictionEntropy(kwargs['student'])
 
     def forward(self, student_feats, data_samples):
         batch = student_feats[0].shape[0]
-        if self._entropy is None or len(self._entropy) > batch:
-            raise RuntimeError('UncertaintySelector saw no prediction of the '
-                               'student in this forward')
-        entropy, self._entropy = self._entropy, None
-        # images without a sampled RoI (a detector's padding) count as sure
-        entropy = F.pad(entropy, (0, batch - len(entropy)))
+        entropy = self.entropy.take(batch)
         mask = torch.zeros(batch, dtype=torch.bool, device=entropy.device)
         mask[entropy.argsort(descending=True)[:_count(batch, self.budget)]] \
             = True

@@ -37,8 +37,9 @@ class Distillation:
 class StepOutcome:
     """What a training step's distillation achieved, for a learning
     selector: per-sample level losses (float32) in the training forward and
-    recomputed after the optimiser step, and the teacher compute each sample
-    used (a fraction of distilling every level)."""
+    recomputed after the optimiser step (None if the selector does not need
+    them), and the teacher compute each sample used (a fraction of
+    distilling every level)."""
     loss_before: torch.Tensor
     loss_after: torch.Tensor
     cost: torch.Tensor
@@ -333,12 +334,16 @@ class PyramidDistiller(BaseModel):
         precision; the teacher's is reused.
 
         Returns:
-            StepOutcome: the losses before and after, and the cost.
+            StepOutcome: the losses before and after (None when the
+            selector's ``needs_after_pass`` is False: no pass is made), and
+            the cost.
         """
         if self._outcome is None:
             raise RuntimeError('outcome() needs a training step of a '
                                'selector that asked for it')
         step, self._outcome = self._outcome, None
+        if not getattr(self.selector, 'needs_after_pass', True):
+            return StepOutcome(step['before'], None, step['cost'])
         inputs = step['inputs']
         precision = nullcontext() if step['autocast'] is None else \
             torch.autocast(inputs.device.type, dtype=step['autocast'])
