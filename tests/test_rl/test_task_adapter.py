@@ -24,6 +24,7 @@ def rollout(policy, seed):
 
 def test_each_task_has_its_input_and_the_core_is_shared():
     policy = build()
+    assert isinstance(policy, TaskAdapterPolicy)
     assert policy.state_dim == 7
     det = rollout(policy, 0)
     policy.task = 'seg'
