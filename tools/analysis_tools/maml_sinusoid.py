@@ -98,7 +98,7 @@ def train(method, iters, meta_batch, seed):
     return model
 
 
-def evaluate(model, method, num_tasks=600):
+def evaluate(model, method, num_tasks):
     """MSE on 100 grid points after 0..STEPS fine-tuning steps on K points,
     averaged over ``num_tasks`` test tasks (the same for every model)."""
     g = torch.Generator().manual_seed(12345)
@@ -168,6 +168,7 @@ def main():
     parser.add_argument('--meta-batch', type=int, default=10,
                         help='tasks per meta-iteration')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--test-tasks', type=int, default=600)
     parser.add_argument('--out', default='results')
     args = parser.parse_args()
     curves = {m: [] for m in METHODS}
@@ -177,7 +178,7 @@ def main():
             start = time.time()
             model = train(method, args.iters, args.meta_batch, seed)
             walls[method] += time.time() - start
-            curves[method].append(evaluate(model, method))
+            curves[method].append(evaluate(model, method, args.test_tasks))
             if seed == args.seeds[0]:
                 examples[method] = example(model, method)
             print(f'seed {seed} {method}: MSE after 0/1/10 steps '
@@ -190,7 +191,8 @@ def main():
         f'Command: `{command}`', '',
         f'K={K} support points, {args.iters} meta-iterations of '
         f'{args.meta_batch} tasks (the paper: 70,000 of 25), seeds '
-        f'{args.seeds}; MSE on 600 test tasks, mean +- std over seeds.', '',
+        f'{args.seeds}; MSE on {args.test_tasks} test tasks, mean +- std '
+        'over seeds.', '',
         '| method | meta-test step size | MSE, 0 steps | 1 step | 10 steps '
         '| training time per seed | reported in the papers |',
         '|---|---|---|---|---|---|---|']

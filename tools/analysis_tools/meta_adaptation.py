@@ -186,8 +186,11 @@ def main():
     parser.add_argument('--meta-iters', type=int, default=300)
     parser.add_argument('--out', default='results')
     args = parser.parse_args()
-    splits = {t: TaskCache.load(osp.join(args.caches, f'{t}_cache.pth')
-                                ).split(0.25) for t in args.tasks}
+    splits = {}
+    for task in args.tasks:
+        cache = TaskCache.load(osp.join(args.caches, f'{task}_cache.pth'))
+        cache.name = task
+        splits[task] = cache.split(0.25)
     results, refs, walls = {}, {}, {name: 0.0 for name in STARTS}
     for held_out in args.tasks:
         train, val = splits[held_out]
