@@ -100,12 +100,17 @@ def start(name, train_caches, seed, meta_iters):
     return policy
 
 
-def adapt(policy, name, train, val, seed, updates):
-    """Adapts a start to the held-out task; returns its numbers."""
+def adapt(policy, name, train, val, seed, updates, save=None):
+    """Adapts a start to the held-out task; returns its numbers. ``save``:
+    a file to write the start (with its new adapter) to, loadable as a
+    Runner's ``load_from``."""
     policy = copy.deepcopy(policy)
     torch.manual_seed(1000 + seed)  # the same new adapter for every start
     policy.add_task(train.name, train.state_dim)
     policy.task = train.name
+    if save:
+        torch.save(dict(state_dict={f'selector.policy.{k}': v for k, v in
+                                    policy.state_dict().items()}), save)
     inner_params = META.get(name, (None, None))[1]
     g = torch.Generator().manual_seed(2000 + seed)
     torch.manual_seed(3000 + seed)
@@ -129,6 +134,11 @@ def references(train, val):
     return table(val)[:, best].mean().item(), table(val).amax(1).mean().item()
 
 
+def final(curve):
+    """The reward a run ends with: its mean over the last 10 updates."""
+    return sum(curve[-10:]) / len(curve[-10:])
+
+
 def fmt(values, digits=3):
     values = torch.tensor(values, dtype=torch.float64)
     if len(values) == 1:
@@ -141,7 +151,7 @@ def summarise(results, seeds, updates):
     reward (mean +- std over the seeds that reach it) and the rewards."""
     rows = {}
     for task, by_start in results.items():
-        targets = [sum(r['curve'][-10:]) / 10 for r in by_start['random']]
+        targets = [final(r['curve']) for r in by_start['random']]
         for name, runs in by_start.items():
             reach = [next((u + 1 for u, v in enumerate(r['curve'])
                            if v >= t), None) for r, t in zip(runs, targets)]
@@ -151,7 +161,7 @@ def summarise(results, seeds, updates):
                        else f'> {updates} (0/{len(runs)})'),
                 zero_shot=fmt([r['zero_shot'] for r in runs]),
                 fast_adapt=fmt([r['fast_adapt'] for r in runs]),
-                final=fmt([sum(r['curve'][-10:]) / 10 for r in runs]))
+                final=fmt([final(r['curve']) for r in runs]))
     return rows
 
 
@@ -185,7 +195,11 @@ def main():
                         help='PPO updates on the held-out task')
     parser.add_argument('--meta-iters', type=int, default=300)
     parser.add_argument('--out', default='results')
+    parser.add_argument('--save-starts', help='folder for the first seed\'s '
+                        'starts, as load_from files of an RL-KD run')
     args = parser.parse_args()
+    if args.save_starts:
+        os.makedirs(args.save_starts, exist_ok=True)
     splits = {}
     for task in args.tasks:
         cache = TaskCache.load(osp.join(args.caches, f'{task}_cache.pth'))
@@ -203,11 +217,17 @@ def main():
                 clock = time.time()
                 policy = start(name, others, seed, args.meta_iters)
                 walls[name] += time.time() - clock
+                save = None
+                if args.save_starts and seed == args.seeds[0]:
+                    slug = ''.join(c if c.isalnum() else '_'
+                                   for c in name.lower())
+                    save = osp.join(args.save_starts,
+                                    f'{held_out}_{slug}_start.pth')
                 runs.append(adapt(policy, name, train, val, seed,
-                                  args.updates))
+                                  args.updates, save))
             results[held_out][name] = runs
             print(f'{held_out} {name}: final '
-                  f'{fmt([sum(r["curve"][-10:]) / 10 for r in runs])}',
+                  f'{fmt([final(r["curve"]) for r in runs])}',
                   flush=True)
     os.makedirs(args.out, exist_ok=True)
     plot(results, osp.join(args.out, 'meta_adaptation.png'))
