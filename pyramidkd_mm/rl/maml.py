@@ -127,7 +127,7 @@ class MAMLTrainer:
         self.max_grad_norm = max_grad_norm
         self.optimizer = optimizer or torch.optim.Adam(
             [p for p in policy.parameters() if p.requires_grad], lr=outer_lr)
-        self.skipped_steps = 0
+        self.nonfinite_steps = 0
 
     def meta_parameters(self):
         """The policy's trainable parameters by name (the tensors
@@ -217,7 +217,7 @@ class MAMLTrainer:
         number of calls on all ranks); the meta-gradients are averaged over
         ranks, so the meta-parameters stay identical. A non-finite
         meta-gradient skips the step on every rank, with a warning, and is
-        counted in ``skipped_steps``.
+        counted in ``nonfinite_steps``.
 
         Args:
             tasks (Sequence[MetaTask]): the meta-batch.
@@ -251,9 +251,9 @@ class MAMLTrainer:
                      query_loss=torch.stack(query_losses).mean().item(),
                      grad_norm=grad_norm.item())
         if not torch.isfinite(flat).all():
-            self.skipped_steps += 1
+            self.nonfinite_steps += 1
             print_log(f'MAMLTrainer: non-finite meta-gradient or loss, step '
-                      f'skipped ({self.skipped_steps} so far)',
+                      f'skipped ({self.nonfinite_steps} so far)',
                       logger='current', level=30)
             return stats
         offset = 0
@@ -314,11 +314,11 @@ class MAMLTrainer:
         """The outer optimiser and the skipped-step count; the
         meta-parameters are saved with the model that owns the policy."""
         return dict(optimizer=self.optimizer.state_dict(),
-                    skipped_steps=self.skipped_steps)
+                    nonfinite_steps=self.nonfinite_steps)
 
     def load_state_dict(self, state_dict):
         self.optimizer.load_state_dict(state_dict['optimizer'])
-        self.skipped_steps = state_dict['skipped_steps']
+        self.nonfinite_steps = state_dict['nonfinite_steps']
 
 
 def _collect(data, policy):

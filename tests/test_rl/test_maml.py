@@ -231,7 +231,7 @@ def test_non_finite_meta_gradient_skips_the_step():
     trainer = MAMLTrainer(policy, algorithm='fomaml', num_inner_steps=1)
     before = torch.nn.utils.parameters_to_vector(policy.parameters()).clone()
     trainer.meta_update([MetaTask(bad, policy_rollout(policy, 2))])
-    assert trainer.skipped_steps == 1
+    assert trainer.nonfinite_steps == 1
     assert torch.equal(
         torch.nn.utils.parameters_to_vector(policy.parameters()), before)
     with pytest.raises(ValueError, match='per-task input'):

@@ -72,11 +72,12 @@ class TaskRecorder(Hook):
         selector = model.selector
         if not selector.recording:
             return
-        before, after, cost = model.outcome()
+        outcome = model.outcome()
+        before, after = outcome.loss_before, outcome.loss_after
         env = selector.env
         first = env.steps.item() == 0
         scales = (env.level_scale.clone(), env.gain_scale.clone())
-        env.step(torch.ones_like(before), before, after, cost)
+        env.step(torch.ones_like(before), before, after, outcome.cost)
         if first:  # the first step sets the scales it uses
             scales = (env.level_scale, env.gain_scale)
         self.states.append(selector.states.cpu())
@@ -110,7 +111,8 @@ def record(task, warmup, iters, teacher, work_dir, options=None):
     masks = (torch.arange(2**num_levels)[:, None]
              & 2**torch.arange(num_levels)).gt(0)
     with torch.no_grad():
-        costs = model.mask_cost(masks.to(model.cost_own.device)).cpu()
+        costs = model.teacher_cost(masks.to(model.teacher_cost.own.device))
+    costs = costs.cpu()
     return TaskCache(task, torch.cat(recorder.states),
                      torch.cat(recorder.gains), costs, budget=env.budget,
                      lam=env.lam)
