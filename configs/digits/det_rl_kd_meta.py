@@ -13,6 +13,6 @@ custom_hooks = [
          meta=dict(tasks=dict(seg='work_dirs/meta/seg_cache.pth',
                               cls='work_dirs/meta/cls_cache.pth'),
                    algorithm='maml', inner_lr=0.1, num_inner_steps=5,
-                   outer_lr=3e-4, max_grad_norm=0.5, support_size=64,
-                   query_size=64))
+                   outer_lr=3e-4, max_grad_norm=0.5, inner_max_grad_norm=0.5,
+                   support_size=64, query_size=64))
 ]

@@ -30,7 +30,9 @@ class MetaPhase:
         tasks (dict[str, str]): recorded tasks, name -> :class:`TaskCache`
             file (``tools/analysis_tools/meta_adaptation.py record``).
         algorithm, inner_lr, outer_lr, num_inner_steps, inner_params,
-            max_grad_norm: see :class:`MAMLTrainer`.
+            max_grad_norm, inner_max_grad_norm: see :class:`MAMLTrainer`;
+            the run's returns are not normalised, so the inner steps are
+            clipped like PPO's by default.
         support_size (int): transitions per support set of a recorded task.
         query_size (int): transitions per query set of a recorded task.
         seed (int): seed of the recorded tasks' sampling.
@@ -38,12 +40,14 @@ class MetaPhase:
 
     def __init__(self, tasks=dict(), algorithm='fomaml', inner_lr=0.1,
                  outer_lr=3e-4, num_inner_steps=1, inner_params=None,
-                 max_grad_norm=0.5, support_size=64, query_size=64, seed=0):
+                 max_grad_norm=0.5, inner_max_grad_norm=0.5, support_size=64,
+                 query_size=64, seed=0):
         self.task_files = dict(tasks)
         self.options = dict(algorithm=algorithm, inner_lr=inner_lr,
                             outer_lr=outer_lr, num_inner_steps=num_inner_steps,
                             inner_params=inner_params,
-                            max_grad_norm=max_grad_norm)
+                            max_grad_norm=max_grad_norm,
+                            inner_max_grad_norm=inner_max_grad_norm)
         self.support_size = support_size
         self.query_size = query_size
         self.seed = seed

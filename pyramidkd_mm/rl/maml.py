@@ -101,12 +101,17 @@ class MAMLTrainer:
             parameters get a meta-gradient (none from Reptile for the
             others, which its inner loop leaves where they are).
         max_grad_norm (float, optional): clip the meta-gradient's norm.
+        inner_max_grad_norm (float, optional): clip each inner gradient's
+            norm (differentiably), as PPO clips its steps; for data whose
+            returns are not normalised, where plain SGD on the value loss
+            can diverge. None keeps the algorithms' plain inner SGD.
         optimizer (torch.optim.Optimizer, optional): the outer optimiser.
     """
 
     def __init__(self, policy, inner_lr=1e-3, outer_lr=1e-4,
                  num_inner_steps=5, algorithm='maml', loss=None,
-                 inner_params=None, max_grad_norm=None, optimizer=None):
+                 inner_params=None, max_grad_norm=None,
+                 inner_max_grad_norm=None, optimizer=None):
         if algorithm not in ALGORITHMS:
             raise ValueError(f'algorithm {algorithm!r} is not one of '
                              f'{ALGORITHMS}')
@@ -125,6 +130,7 @@ class MAMLTrainer:
             raise ValueError(f'inner_params {inner_params} match no '
                              f'parameter of the policy, e.g. {names[:3]}')
         self.max_grad_norm = max_grad_norm
+        self.inner_max_grad_norm = inner_max_grad_norm
         self.optimizer = optimizer or torch.optim.Adam(
             [p for p in policy.parameters() if p.requires_grad], lr=outer_lr)
         self.nonfinite_steps = 0
@@ -176,6 +182,8 @@ class MAMLTrainer:
             grads = torch.autograd.grad(
                 loss, [params[n] for n in self.inner_names],
                 create_graph=create_graph, allow_unused=True)
+            if self.inner_max_grad_norm is not None:
+                grads = _clip(grads, self.inner_max_grad_norm)
             for name, grad in zip(self.inner_names, grads):
                 if grad is not None:
                     step = params[name] - self.inner_lr * grad
@@ -319,6 +327,14 @@ class MAMLTrainer:
     def load_state_dict(self, state_dict):
         self.optimizer.load_state_dict(state_dict['optimizer'])
         self.nonfinite_steps = state_dict['nonfinite_steps']
+
+
+def _clip(grads, max_norm):
+    """``grads`` scaled to a global norm of at most ``max_norm`` (a
+    differentiable ``clip_grad_norm_``)."""
+    norm = torch.stack([g.norm() for g in grads if g is not None]).norm()
+    scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    return [None if g is None else g * scale for g in grads]
 
 
 def _collect(data, policy):
