@@ -12,7 +12,8 @@ from pyramidkd_mm.engine import DistillPhaseHook, unwrapped_model
 from pyramidkd_mm.engine.meta_phase import MetaPhase
 from pyramidkd_mm.rl import PolicyNetwork, RolloutBuffer, TaskAdapterPolicy
 from pyramidkd_mm.rl.task_cache import TaskCache
-from test_phase_hook import LEVELS, ToyImages
+from conftest import toy_loader
+from test_phase_hook import LEVELS
 
 
 def record_task(path, state_dim=10):
@@ -67,10 +68,7 @@ def build_runner(work_dir, toy_teacher, task_file, max_iters, milestones,
     snapshots = Snapshots(hook)
     runner = Runner(
         model=model, work_dir=str(work_dir),
-        train_dataloader=dict(
-            dataset=ToyImages(), batch_size=4, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=True),
-            collate_fn=dict(type='default_collate')),
+        train_dataloader=toy_loader(),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(
