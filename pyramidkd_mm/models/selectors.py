@@ -215,13 +215,16 @@ class RLSelector(LevelSelector):
             self._pending = (states, action, log_prob, value)
         return self.mask(action)
 
-    def learn(self, outcome):
+    def learn(self, outcome, update=None):
         """Rewards the pending decision and updates the policy when a rollout
         is complete.
 
         Args:
             outcome (StepOutcome): the step's measured outcome
                 (:meth:`PyramidDistiller.outcome`).
+            update (callable, optional): what learns from a full rollout,
+                ``update(buffer) -> dict``; the PPO trainer's update by
+                default (phase 4 passes :meth:`MetaPhase.update`).
 
         Returns:
             dict[str, float]: ``reward``, ``gain``, ``cost_saved`` and
@@ -260,7 +263,7 @@ class RLSelector(LevelSelector):
         if self.buffer.full:
             # Every episode ended, so nothing is bootstrapped.
             self.buffer.compute_returns_and_advantages(torch.zeros_like(value))
-            stats.update(self.trainer.update(self.buffer))
+            stats.update((update or self.trainer.update)(self.buffer))
             self.buffer.reset()
         return stats
 

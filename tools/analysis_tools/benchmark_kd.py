@@ -7,15 +7,17 @@ real batches of the digits data: ``student`` trains the plain student,
 distillation losses), ``kd_gradnorm`` the same with GradNorm balancing the
 level losses, ``rl_policy`` and ``rl_joint`` train the RL-KD
 distiller in phase 2 (student backbone frozen) and phase 3, including the
-reward measurement after each step and the PPO updates, and ``teacher`` runs
+reward measurement after each step and the PPO updates, ``rl_meta`` trains
+``{task}_rl_kd_meta.py`` in phase 4 (meta-updates over the run's rollouts
+and the recorded tasks instead of PPO), and ``teacher`` runs
 the teacher's pyramid forward under no_grad (the extra work KD adds). Ratios
 are taken against the student and uniform KD, measured side by side in one
 run. The RL modes use the policy of ``--rl-checkpoint`` (a det_rl_kd run) if
 given, else a freshly initialised one (which selects about half the levels
-at random). Two measures of the teacher compute a mode spent stand side by
-side: ``distill_cost`` as the distiller logs it (FLOPs of the teacher calls
-made, relative to uniform KD) and the measured wall time of its teacher
-calls relative to uniform KD's.
+at random; ``rl_meta`` always starts fresh). Two measures of the teacher
+compute a mode spent stand side by side: ``distill_cost`` as the distiller
+logs it (FLOPs of the teacher calls made, relative to uniform KD) and the
+measured wall time of its teacher calls relative to uniform KD's.
 
     python tools/analysis_tools/benchmark_kd.py [--task det] [--iters 20] \
         [--rl-checkpoint work_dirs/det_rl_kd/iter_500.pth]
@@ -28,10 +30,11 @@ import subprocess
 import sys
 import time
 
-MODES = ('student', 'kd', 'kd_gradnorm', 'rl_policy', 'rl_joint', 'teacher')
+MODES = ('student', 'kd', 'kd_gradnorm', 'rl_policy', 'rl_joint', 'rl_meta',
+         'teacher')
 CONFIGS = dict(student='student', kd='uniform_kd', teacher='uniform_kd',
                kd_gradnorm='uniform_kd_gradnorm', rl_policy='rl_kd',
-               rl_joint='rl_kd')
+               rl_joint='rl_kd', rl_meta='rl_kd_meta')
 
 
 def rss_mib():
@@ -78,6 +81,7 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
 
     from pyramidkd_mm.checkpoint import trust_checkpoints
     from pyramidkd_mm.datasets import prepare_data
+    from pyramidkd_mm.engine.meta_phase import MetaPhase
     from pyramidkd_mm.models import build_teacher
     from pyramidkd_mm.registry import MODELS
 
@@ -96,8 +100,13 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
                 cfg.model.teacher.checkpoint = None
             model = MODELS.build(cfg.model).train()
     rl = mode.startswith('rl_')
+    update = None
     if rl:
-        if rl_checkpoint:
+        if mode == 'rl_meta':  # phase 4, as DistillPhaseHook sets it up
+            meta = MetaPhase(**cfg.custom_hooks[0]['meta'])
+            meta.setup(model.selector.policy)
+            update = meta.update
+        elif rl_checkpoint:
             trust_checkpoints(rl_checkpoint)
             load_checkpoint(model, rl_checkpoint, map_location='cpu')
         model.selector.uniform = False
@@ -125,7 +134,7 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
             outcome = model.outcome()
             outcome_s.append(time.perf_counter() - mark)
             mark = time.perf_counter()
-            model.selector.learn(outcome)
+            model.selector.learn(outcome, update=update)
             learn_s.append(time.perf_counter() - mark)
         if i >= warmup:
             times.append(time.perf_counter() - start)
@@ -192,6 +201,9 @@ def main():
               f"{r['peak_over_model_mib']:.0f} MiB | "
               f"{r['peak_over_model_mib'] / ref['peak_over_model_mib']:.2f}x "
               f"| {cost} | {share} |")
+    if 'rl_meta' in results:
+        ratio = results['rl_meta']['iter_s'] / results['rl_joint']['iter_s']
+        print(f'phase 4 (meta) / phase 3 (joint) iteration time: {ratio:.2f}x')
 
 
 if __name__ == '__main__':
