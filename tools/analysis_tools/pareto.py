@@ -15,7 +15,11 @@ KD config with every level switched off (the student alone, cost 0),
 ``uniform`` distills every level (cost 1), ``random_samples`` /
 ``random_levels`` are :class:`RandomSelector`, ``uncertainty`` is
 :class:`UncertaintySelector`, ``mask:p3+p4`` a fixed subset (e.g. a layer
-search's choice) and ``rl`` RL-KD with its budget. The teacher is trained
+search's choice) and ``rl`` RL-KD with its budget; ``rl:key=value,...``
+is an RL-KD variant for ablations, with keys ``action`` (levels, sample,
+sample_levels), ``reward`` (gain, gap), ``signals`` (entropy), ``recurrent``
+(0/1), ``lam_lr`` (0 fixes the price of compute), ``gradnorm`` (0/1) and
+``freeze`` (the student module frozen in phase 2, or None). The teacher is trained
 first unless ``--teacher`` names its weights. Runs are cached in their
 work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an interrupted grid
 resumes where it stopped. Writes ``results/pareto_<task>.md`` (mean and std
@@ -24,6 +28,7 @@ over seeds of the metric, of the spent cost and of the wall time) and
 """
 import argparse
 import os
+import re
 import os.path as osp
 import statistics
 import sys
@@ -47,6 +52,36 @@ TASKS = dict(
 BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'rl')
 
 
+def budgeted(name):
+    return name.split(':')[0] in BUDGETED
+# RL-KD ablation keys (rl:key=value,...) -> config option
+RL_KEYS = dict(
+    action='model.selector.action={}', reward='model.selector.env.reward={}',
+    signals='model.selector.signals=[{}]',
+    recurrent='model.selector.policy.recurrent={}',
+    lam_lr='model.selector.env.lam_lr={}',
+    gradnorm='model.loss_balancer.type={}',
+    freeze='custom_hooks.0.freeze={}')
+
+
+def rl_options(spec):
+    """--cfg-options of an RL-KD variant 'key=value,...'."""
+    options = []
+    for item in filter(None, spec.split(',')):
+        key, _, value = item.partition('=')
+        if key not in RL_KEYS:
+            raise ValueError(f'unknown RL-KD option {key!r}; known: '
+                             f'{sorted(RL_KEYS)}')
+        if key == 'recurrent':
+            value = bool(int(value))
+        if key == 'gradnorm':
+            if not int(value):
+                continue  # the configs have no balancer
+            value = 'GradNorm'
+        options.append(RL_KEYS[key].format(value))
+    return options
+
+
 def fixed_mask(flags):
     return ['model.selector.type=FixedSelector',
             'model.selector.mask=[' + ','.join(map(str, flags)) + ']']
@@ -68,8 +103,9 @@ def selector_options(name, budget, levels):
     if name == 'uncertainty':
         return 'uniform_kd', ['model.selector.type=UncertaintySelector',
                               f'model.selector.budget={budget}']
-    if name == 'rl':
-        return 'rl_kd', [f'model.selector.env.budget={budget}']
+    if name.split(':')[0] == 'rl':
+        return 'rl_kd', [f'model.selector.env.budget={budget}',
+                         *rl_options(name.partition(':')[2])]
     raise ValueError(f'unknown selector {name!r}')
 
 
@@ -78,11 +114,11 @@ def grid(task, selectors, budgets, seeds, teacher, work_root, extra=()):
     ``extra`` options apply to every run."""
     runs = {}
     for name in selectors:
-        for budget in (budgets if name in BUDGETED else (None, )):
+        for budget in (budgets if budgeted(name) else (None, )):
             kind, options = selector_options(name, budget,
                                              TASKS[task]['levels'])
             for seed in seeds:
-                label = name.replace(':', '_').replace('+', '')
+                label = re.sub(r'[^A-Za-z0-9.]+', '_', name)
                 label += f'_b{budget}' if budget is not None else ''
                 runs[name, budget, seed] = TrainingRun(
                     osp.join(ROOT, 'configs', 'digits',
