@@ -19,8 +19,8 @@ search's choice) and ``rl`` RL-KD with its budget; ``rl:key=value,...``
 is an RL-KD variant for ablations, with keys ``action`` (levels, sample,
 sample_levels), ``reward`` (gain, gap), ``signals`` (entropy), ``recurrent``
 (0/1), ``lam_lr`` (0 fixes the price of compute), ``gradnorm`` (0/1) and
-``freeze`` (the student module frozen in phase 2, or None). The teacher is trained
-first unless ``--teacher`` names its weights. Runs are cached in their
+``freeze`` (the student module frozen in phase 2, or None). The teacher
+is trained first unless ``--teacher`` names its weights. Runs are cached in their
 work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an interrupted grid
 resumes where it stopped. Writes ``results/pareto_<task>.md`` (mean and std
 over seeds of the metric, of the spent cost and of the wall time) and
@@ -52,8 +52,6 @@ TASKS = dict(
 BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'rl')
 
 
-def budgeted(name):
-    return name.split(':')[0] in BUDGETED
 # RL-KD ablation keys (rl:key=value,...) -> config option
 RL_KEYS = dict(
     action='model.selector.action={}', reward='model.selector.env.reward={}',
@@ -62,6 +60,10 @@ RL_KEYS = dict(
     lam_lr='model.selector.env.lam_lr={}',
     gradnorm='model.loss_balancer.type={}',
     freeze='custom_hooks.0.freeze={}')
+
+
+def budgeted(name):
+    return name.split(':')[0] in BUDGETED
 
 
 def rl_options(spec):
