@@ -22,9 +22,9 @@ sample_levels), ``reward`` (gain, gap), ``signals`` (entropy), ``recurrent``
 ``freeze`` (the student module frozen in phase 2, or None). The teacher
 is trained first unless ``--teacher`` names its weights. Runs are cached
 in their work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an
-interrupted grid resumes where it stopped. Writes ``results/pareto_<task>.md`` (mean and std
-over seeds of the metric, of the spent cost and of the wall time) and
-``results/pareto_<task>.png``.
+interrupted grid resumes where it stopped. Writes
+``results/pareto_<task>.md`` (mean and std over seeds of the metric, of the
+spent cost and of the wall time) and ``results/pareto_<task>.png``.
 """
 import argparse
 import os
