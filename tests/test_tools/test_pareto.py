@@ -4,8 +4,12 @@ the table and the figure are written."""
 import json
 import os
 import sys
+from argparse import Namespace
 
-from test_tools import TINY, iters, random_teacher, run
+import pytest
+from mmengine.config import Config, DictAction
+
+from test_tools import REPO, TINY, iters, random_teacher, run
 
 
 def pareto(tmp_path, teacher):
@@ -45,3 +49,24 @@ def test_grid_caches_resumes_and_writes(tmp_path, digits_data):
         'student', 'uniform']
     assert all(row.rstrip(' |').endswith('1') for row in rows)  # 1 seed
     assert (tmp_path / 'out' / 'pareto_cls.png').stat().st_size > 10000
+
+
+def test_rl_variants_map_to_config_options():
+    sys.path.insert(0, os.path.join(REPO, 'tools', 'analysis_tools'))
+    import pareto
+    runs = pareto.grid('det', ['rl:action=sample,reward=gap,freeze=None'],
+                       [0.5], [1], '/nowhere/teacher.pth', '/tmp/grid')
+    (key, run), = runs.items()
+    assert key == ('rl:action=sample,reward=gap,freeze=None', 0.5, 1)
+    assert run.config.endswith('configs/digits/det_rl_kd.py')
+    cfg = Config.fromfile(run.config)
+    parsed = Namespace()
+    DictAction(option_strings=[], dest='options')(None, parsed, run.options)
+    cfg.merge_from_dict(parsed.options)
+    assert cfg.model.selector.action == 'sample'
+    assert cfg.model.selector.env.reward == 'gap'
+    assert cfg.model.selector.env.budget == 0.5
+    assert cfg.custom_hooks[0].freeze is None
+    assert cfg.randomness.seed == 1
+    with pytest.raises(ValueError, match='unknown RL-KD option'):
+        pareto.rl_options('actions=sample')
