@@ -66,7 +66,7 @@ def test_rl_variants_map_to_config_options():
     assert cfg.model.selector.action == 'sample'
     assert cfg.model.selector.env.reward == 'gap'
     assert cfg.model.selector.env.budget == 0.5
-    assert cfg.custom_hooks[0].freeze is None
+    assert cfg.custom_hooks[0]['freeze'] is None
     assert cfg.randomness.seed == 1
     with pytest.raises(ValueError, match='unknown RL-KD option'):
         pareto.rl_options('actions=sample')
