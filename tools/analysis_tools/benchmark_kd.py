@@ -20,7 +20,8 @@ logs it (FLOPs of the teacher calls made, relative to uniform KD) and the
 measured wall time of its teacher calls relative to uniform KD's.
 
     python tools/analysis_tools/benchmark_kd.py [--task det] [--iters 20] \
-        [--rl-checkpoint work_dirs/det_rl_kd/iter_500.pth]
+        [--rl-checkpoint work_dirs/pareto/det/rl_b0.5_s0/iter_500.pth] \
+        [--rl-cfg-options model.selector.action=sample ...] [--modes ...]
 """
 import argparse
 import json
@@ -29,6 +30,9 @@ import resource
 import subprocess
 import sys
 import time
+from argparse import Namespace
+
+from mmengine.config import DictAction
 
 MODES = ('student', 'kd', 'kd_gradnorm', 'rl_policy', 'rl_joint', 'rl_meta',
          'teacher')
@@ -69,7 +73,7 @@ def teacher_timer(model):
     return spent
 
 
-def measure(task, mode, iters, warmup, rl_checkpoint):
+def measure(task, mode, iters, warmup, rl_checkpoint, rl_options=None):
     """Run one mode in this process; returns timing and memory."""
     import torch
     from mmengine.config import Config
@@ -87,6 +91,8 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
 
     torch.manual_seed(0)
     cfg = Config.fromfile(f'configs/digits/{task}_{CONFIGS[mode]}.py')
+    if mode.startswith('rl_') and rl_options:
+        cfg.merge_from_dict(rl_options)
     prepare_data(cfg)
     if cfg.get('data_preprocessor') is not None:  # as the Runner merges it
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
@@ -110,8 +116,9 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
             trust_checkpoints(rl_checkpoint)
             load_checkpoint(model, rl_checkpoint, map_location='cpu')
         model.selector.uniform = False
-        if mode == 'rl_policy':  # phase 2, as DistillPhaseHook freezes it
-            model.student.backbone.requires_grad_(False)
+        freeze = cfg.custom_hooks[0].get('freeze', 'backbone')
+        if mode == 'rl_policy' and freeze:  # phase 2, as the hook freezes
+            model.student.get_submodule(freeze).requires_grad_(False)
         policy_s = rl_timers(model)
     distiller = mode not in ('student', 'teacher')
     teacher_s = teacher_timer(model) if distiller else []
@@ -160,13 +167,24 @@ def main():
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--rl-checkpoint',
                         help='a det_rl_kd checkpoint whose policy to use')
+    parser.add_argument('--rl-cfg-options', nargs='+', default=[],
+                        help='key=value overrides of the RL modes\' config '
+                        '(an RL-KD variant, as its run was trained)')
+    parser.add_argument('--modes', nargs='+', choices=MODES,
+                        help='a subset of the modes (student and kd are '
+                        'always measured: the ratios need them)')
     parser.add_argument('--mode', choices=MODES, help='(internal) one mode')
     args = parser.parse_args()
     if args.mode:
+        rl_options = Namespace()
+        DictAction(option_strings=[], dest='options')(
+            None, rl_options, args.rl_cfg_options)
         print(json.dumps(measure(args.task, args.mode, args.iters,
-                                 args.warmup, args.rl_checkpoint)))
+                                 args.warmup, args.rl_checkpoint,
+                                 rl_options.options)))
         return
-    modes = [m for m in MODES if os.path.exists(
+    wanted = set(args.modes or MODES) | {'student', 'kd'}
+    modes = [m for m in MODES if m in wanted and os.path.exists(
         f'configs/digits/{args.task}_{CONFIGS[m]}.py')]
     results = {}
     for mode in modes:
@@ -175,7 +193,9 @@ def main():
             [sys.executable, __file__, '--task', args.task, '--mode', mode,
              '--iters', str(args.iters), '--warmup', str(args.warmup)]
             + (['--rl-checkpoint', args.rl_checkpoint]
-               if args.rl_checkpoint else []),
+               if args.rl_checkpoint else [])
+            + (['--rl-cfg-options', *args.rl_cfg_options]
+               if args.rl_cfg_options else []),
             capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f'{mode} failed:\n{proc.stderr[-3000:]}')
