@@ -8,7 +8,7 @@ STAMP := $(VENV)/.pyramidkd_mm-installed
 
 install: $(STAMP)
 
-$(STAMP): tools/install.sh setup.py $(wildcard requirements/*.txt)
+$(STAMP): tools/install.sh setup.py pyproject.toml $(wildcard requirements/*.txt)
 	bash tools/install.sh $(VENV)
 	touch $@
 

@@ -1,8 +1,9 @@
 """Installs pyramidkd_mm with OpenMMLab's mim extension.
 
-``configs/`` and ``tools/`` are exposed under ``pyramidkd_mm/.mim`` so that
-``mim train pyramidkd_mm configs/<cfg>.py`` finds them: symlinked for an
-editable install, copied for a wheel or sdist.
+``configs/``, ``tools/`` and ``model-index.yml`` are exposed under
+``pyramidkd_mm/.mim`` so that ``mim train pyramidkd_mm configs/<cfg>.py`` and
+the ``pyramidkd_mm::`` config scope find them: symlinked for an editable
+install, copied for a wheel or sdist.
 """
 import os
 import os.path as osp
@@ -12,7 +13,7 @@ import sys
 from setuptools import find_packages, setup
 
 ROOT = osp.dirname(osp.abspath(__file__))
-MIM_ITEMS = ('configs', 'tools')
+MIM_ITEMS = ('configs', 'tools', 'model-index.yml')
 
 
 def version():
@@ -37,8 +38,10 @@ def add_mim_extension():
             shutil.rmtree(dst)
         if editable:
             os.symlink(osp.relpath(src, mim_path), dst)
-        else:
+        elif osp.isdir(src):
             shutil.copytree(src, dst)
+        else:
+            shutil.copy(src, dst)
 
 
 def requirements(name):
@@ -60,9 +63,9 @@ setup(
     include_package_data=True,
     package_data={'pyramidkd_mm': ['.mim/**/*']},
     python_requires='>=3.8',
-    install_requires=['torch', 'torchvision', 'mmcv==2.1.0']
+    install_requires=['torch>=2.0', 'torchvision', 'mmcv>=2.0.0,<2.2.0']
     + requirements('runtime.txt'),
     extras_require={'tests': requirements('tests.txt')},
-    license='Apache License 2.0',
+    license='Apache-2.0',
     zip_safe=False,
 )

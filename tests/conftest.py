@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.model import BaseModel
 from torch import nn
+from torch.utils.data import Dataset
 
 from pyramidkd_mm.datasets import generate_digits
 from pyramidkd_mm.registry import MODELS
@@ -62,6 +63,25 @@ class ToyPyramidModel(BaseModel):
     def forward(self, inputs, data_samples=None, mode='tensor'):
         return getattr(self, mode if mode != 'tensor' else '_forward')(
             inputs, data_samples)
+
+
+class ToyImages(Dataset):
+    """Random 16x16 images with binary labels (fixed by the index)."""
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, index):
+        g = torch.Generator().manual_seed(index)
+        return dict(inputs=torch.randn(3, 16, 16, generator=g),
+                    data_samples=torch.tensor(index % 2))
+
+
+def toy_loader():
+    """A Runner's train_dataloader over :class:`ToyImages`."""
+    return dict(dataset=ToyImages(), batch_size=4, num_workers=0,
+                sampler=dict(type='DefaultSampler', shuffle=True),
+                collate_fn=dict(type='default_collate'))
 
 
 @pytest.fixture

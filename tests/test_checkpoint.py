@@ -1,12 +1,14 @@
-"""Which checkpoints are unpickled in full (torch >= 2.6 weights_only)."""
+"""Which checkpoints are unpickled in full (torch >= 2.6 weights_only): the
+user's own runs from any entry point, never a foreign file."""
 import pickle
 
 import numpy as np
 import pytest
 import torch
-from mmengine.runner import CheckpointLoader
+from mmengine.runner import CheckpointLoader, Runner
 
 from pyramidkd_mm.checkpoint import trust_checkpoints
+from conftest import toy_loader
 
 
 def runner_like(path):
@@ -36,3 +38,34 @@ def test_trusted_work_dir_loads_in_full(tmp_path):
     assert ckpt['message_hub']['seed'] == 3
     with pytest.raises(pickle.UnpicklingError):  # siblings stay untrusted
         CheckpointLoader.load_checkpoint(str(tmp_path / 'other.pth'))
+
+
+def plain_runner(work_dir, max_iters=2, **kwargs):
+    """A toolbox-style Runner, as mmdet's tools/train.py builds it with
+    custom_imports=['pyramidkd_mm']: nothing of this project's tools."""
+    return Runner(
+        model=dict(type='ToyPyramidModel'), work_dir=str(work_dir),
+        train_dataloader=toy_loader(),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           by_epoch=False, interval=2)),
+        default_scope='pyramidkd_mm', **kwargs)
+
+
+def test_own_runs_resume_and_load_from_any_entry_point(tmp_path):
+    first = plain_runner(tmp_path / 'first')
+    first.train()
+    checkpoint = tmp_path / 'first' / 'iter_2.pth'
+    # --resume of one's own work_dir, then load_from of another own run
+    resumed = plain_runner(tmp_path / 'first', max_iters=4, resume=True)
+    resumed.train()
+    assert resumed.iter == 4
+    loaded = plain_runner(tmp_path / 'second', load_from=str(checkpoint))
+    loaded.train()
+    # The same file copied out of its run is a foreign file.
+    (tmp_path / 'downloads').mkdir()
+    foreign = tmp_path / 'downloads' / 'model.pth'
+    foreign.write_bytes(checkpoint.read_bytes())
+    with pytest.raises(pickle.UnpicklingError, match='not a checkpoint of'):
+        plain_runner(tmp_path / 'third', load_from=str(foreign)).train()

@@ -32,8 +32,7 @@ if ! "$PY" -c "import torch, torchvision.ops; assert torch.__version__.startswit
 fi
 
 # openmim first: it downgrades setuptools, which the build pins below restore.
-# pip below 25 keeps --no-use-pep517 for the legacy editable install at the end.
-$PIP install -q "pip>=23,<25" openmim -r "$ROOT/requirements/build.txt" "mmengine==0.10.7"
+$PIP install -q openmim -r "$ROOT/requirements/build.txt" "mmengine==0.10.7"
 
 if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
   mkdir -p "$WHEEL_CACHE"
@@ -49,7 +48,13 @@ if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'
 fi
 
 log "installing toolboxes and test requirements"
-$PIP install -q -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
-$PIP install -q --no-deps --no-use-pep517 -e "$ROOT"
+$PIP install -q -c "$ROOT/requirements/tested.txt" \
+  -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+# A PEP 660 editable install, as a user's `pip install -e .` makes; the
+# install-mode tests build the package again with current setuptools from
+# this folder, offline.
+$PIP download -q --no-deps --only-binary=:all: "setuptools>=80" \
+  -d "$VENV/build-wheels"
+$PIP install -q --no-deps --no-build-isolation -e "$ROOT"
 "$PY" -c "import pyramidkd_mm; print('pyramidkd_mm', pyramidkd_mm.__version__, 'ready')"
 log "done"

@@ -1,4 +1,4 @@
-"""Deterministic embedded datasets generated from scikit-learn's handwritten digits.
+"""Deterministic embedded datasets generated from scikit-learn's digits.
 
 scikit-learn ships 1,797 real 8x8 handwritten digits. They are split once into
 disjoint train/val writer pools, then rendered into:
@@ -6,6 +6,10 @@ disjoint train/val writer pools, then rendered into:
 * ``det``: scenes with several digits pasted at sizes spread log-uniformly over
   COCO's small/medium/large ranges, so that every FPN level has work; COCO json
   annotations, read by mmdet's ``CocoDataset`` and scored by ``CocoMetric``.
+* ``det_scales``: the same scenes, but each image has one scale regime
+  (``small``: digits of 10-24 px only, ``large``: 64-144 px only, or
+  ``mixed``), recorded as the image's ``scale`` in the json, so that different
+  images need different pyramid levels.
 * ``seg``: the same kind of scenes with per-pixel labels (0 background,
   ``d + 1`` for digit ``d``) in mmseg's ``img_dir``/``ann_dir`` layout.
 * ``cls``: one digit per crop in mmpretrain's folder-per-class layout.
@@ -28,6 +32,10 @@ INK = 0.35  # rendered intensity above which a pixel belongs to the digit
 DEFAULTS = dict(
     det=dict(img_size=192, num_train=800, num_val=150, min_size=10,
              max_size=144, max_digits=5),
+    det_scales=dict(img_size=192, num_train=800, num_val=150, min_size=10,
+                    max_size=144, max_digits=5,
+                    regimes=dict(small=(10, 24), large=(64, 144),
+                                 mixed=(10, 144))),
     seg=dict(img_size=128, num_train=600, num_val=150, min_size=12,
              max_size=64, max_digits=4),
     cls=dict(img_size=32, num_train=2, num_val=1),  # crops per source digit
@@ -60,7 +68,8 @@ def _background(rng, size):
 
 
 def _scene(rng, pool, cfg):
-    """One scene: an RGB image, a label map and a list of (box, label)."""
+    """One scene: an RGB image, a label map and a list of (box, label);
+    digit sides are log-uniform in [min_size, max_size]."""
     size = cfg['img_size']
     image = _background(rng, size)
     labels = np.zeros((size, size), np.uint8)
@@ -96,12 +105,19 @@ def _save(array, path):
 
 def _write_det(root, split, rng, pool, cfg):
     images, annotations = [], []
+    regimes = cfg.get('regimes')
     for idx in range(cfg[f'num_{split}']):
-        image, _, objects = _scene(rng, pool, cfg)
+        extra, scene_cfg = {}, cfg
+        if regimes:  # one scale regime per image
+            regime = sorted(regimes)[rng.integers(len(regimes))]
+            low, high = regimes[regime]
+            scene_cfg = dict(cfg, min_size=low, max_size=high)
+            extra = dict(scale=regime)
+        image, _, objects = _scene(rng, pool, scene_cfg)
         name = f'{idx:05d}.png'
         _save(image, osp.join(root, split, name))
         images.append(dict(id=idx, file_name=name, width=cfg['img_size'],
-                           height=cfg['img_size']))
+                           height=cfg['img_size'], **extra))
         for (x1, y1, x2, y2), label in objects:
             w, h = x2 - x1, y2 - y1
             annotations.append(dict(
@@ -136,14 +152,15 @@ def _write_cls(root, split, rng, pool, cfg):
                   osp.join(root, split, CLASSES[label], f'{i:04d}_{copy}.png'))
 
 
-WRITERS = dict(det=_write_det, seg=_write_seg, cls=_write_cls)
+WRITERS = dict(det=_write_det, det_scales=_write_det, seg=_write_seg,
+               cls=_write_cls)
 
 
 def generate_digits(task, root, seed=0, **overrides):
     """Generate the ``task`` dataset into ``root`` unless it is already there.
 
     Args:
-        task (str): ``'det'``, ``'seg'`` or ``'cls'``.
+        task (str): ``'det'``, ``'det_scales'``, ``'seg'`` or ``'cls'``.
         root (str): output folder.
         seed (int): seed of the writer split and of every random choice.
         **overrides: sizes overriding :data:`DEFAULTS` for the task.

@@ -4,10 +4,9 @@ from mmengine.hooks import Hook
 from ..models import RLSelector
 from ..registry import HOOKS
 from .distributed import unwrapped_model
+from .meta_phase import MetaPhase
 
-# Phase 4 (meta-learning of the policy) will extend this tuple and
-# ``_enter``; the milestones then take a third boundary.
-PHASES = ('uniform', 'policy', 'joint')
+PHASES = ('uniform', 'policy', 'joint', 'meta')
 
 
 @HOOKS.register_module()
@@ -20,6 +19,9 @@ class DistillPhaseHook(Hook):
     2. ``policy``: the policy selects levels and learns; the student's
        ``freeze`` module (its backbone) does not train.
     3. ``joint``: policy and the whole student learn together.
+    4. ``meta`` (with ``meta``): as ``joint``, but the policy is
+       meta-learned across the run's task and recorded tasks
+       (:class:`MetaPhase`) instead of PPO-trained on the run's task alone.
 
     In phases 2 and 3, after every optimiser step the hook measures the
     step's outcome (:meth:`PyramidDistiller.outcome`) and passes it to
@@ -30,27 +32,32 @@ class DistillPhaseHook(Hook):
     The phase follows from the iteration (or epoch), so a resumed run
     continues in its phase; the checkpoint records the phase too (a mismatch
     with the config's milestones is reported on resume) and the selector's
-    PPO optimiser and partly filled rollout.
+    PPO optimiser and partly filled rollout, and the meta-learner's state.
 
     Args:
-        milestones (Sequence[int]): where phases 2 and 3 begin, in
-            iterations (or epochs with ``by_epoch``).
+        milestones (Sequence[int]): where phases 2 and 3 (and 4, with
+            ``meta``) begin, in iterations (or epochs with ``by_epoch``).
         by_epoch (bool): milestones count epochs. Default: False.
         freeze (str, optional): the student's module frozen in phase 2.
             Freezing the backbone suits an FPN pyramid, where the neck
             learns from the distillation; for a backbone pyramid the levels
             are the backbone's stages and a frozen backbone would leave
             distillation nothing to train, so pass ``None`` there.
+        meta (dict, optional): :class:`MetaPhase` options; enables phase 4.
     """
 
     priority = 'NORMAL'  # before CheckpointHook saves the iteration's state
 
-    def __init__(self, milestones, by_epoch=False, freeze='backbone'):
-        if len(milestones) != len(PHASES) - 1 or list(milestones) != sorted(
+    def __init__(self, milestones, by_epoch=False, freeze='backbone',
+                 meta=None):
+        phases = PHASES if meta is not None else PHASES[:-1]
+        if len(milestones) != len(phases) - 1 or list(milestones) != sorted(
                 milestones):
             raise ValueError(
-                f'milestones {list(milestones)} must be {len(PHASES) - 1} '
-                f'increasing boundaries, where phases {PHASES[1:]} begin')
+                f'milestones {list(milestones)} must be {len(phases) - 1} '
+                f'increasing boundaries, where phases {phases[1:]} begin '
+                '(phase 4, meta, needs the meta option)')
+        self.meta = None if meta is None else MetaPhase(**meta)
         self.milestones = list(milestones)
         self.by_epoch = by_epoch
         self.freeze = freeze
@@ -72,6 +79,8 @@ class DistillPhaseHook(Hook):
                 f"{type(getattr(model, 'selector', None)).__name__}")
         if self.freeze is not None:
             model.student.get_submodule(self.freeze)  # fail early if wrong
+        if self.meta is not None:
+            self.meta.setup(model.selector.policy)
 
     def before_train(self, runner):
         # A decision is rewarded by the optimiser step right after it; with
@@ -81,6 +90,13 @@ class DistillPhaseHook(Hook):
                 'DistillPhaseHook rewards each iteration by the optimiser '
                 'step that follows it; remove accumulative_counts from '
                 'optim_wrapper (use a larger batch instead)')
+        if self.freeze is not None and not getattr(
+                runner.model, 'find_unused_parameters', True):
+            raise ValueError(
+                f'DistillPhaseHook freezes the student\'s {self.freeze} in '
+                'phase 2, after DDP wrapped the model: DDP would wait for '
+                'its gradients. Set find_unused_parameters = True in the '
+                'config (or freeze=None in the hook)')
         unwrapped_model(runner).selector.trainer.sync_policy()
         phase = self.phase_at(runner)
         if self._loaded_phase not in (None, phase):
@@ -118,7 +134,8 @@ class DistillPhaseHook(Hook):
         if self.phase == 'uniform':
             return
         model = unwrapped_model(runner)
-        stats = model.selector.learn(*model.outcome())
+        update = self.meta.update if self.phase == 'meta' else None
+        stats = model.selector.learn(model.outcome(), update=update)
         for key, value in stats.items():
             runner.message_hub.update_scalar(f'train/rl_{key}', value)
 
@@ -126,9 +143,13 @@ class DistillPhaseHook(Hook):
         checkpoint['distill_phase'] = self.phase
         checkpoint['rl_selector'] = unwrapped_model(
             runner).selector.learner_state_dict()
+        if self.meta is not None:
+            checkpoint['meta_phase'] = self.meta.state_dict()
 
     def after_load_checkpoint(self, runner, checkpoint):
         self._loaded_phase = checkpoint.get('distill_phase')
         if 'rl_selector' in checkpoint:
             unwrapped_model(runner).selector.load_learner_state_dict(
                 checkpoint['rl_selector'])
+        if self.meta is not None and 'meta_phase' in checkpoint:
+            self.meta.load_state_dict(checkpoint['meta_phase'])

@@ -1,3 +1,4 @@
+from .control_selectors import RandomSelector, UncertaintySelector
 from .distiller import PyramidDistiller
 from .gradnorm import GradNorm
 from .losses import NormalizedMSELoss, PearsonLoss
@@ -8,6 +9,7 @@ from .teacher import build_teacher
 
 __all__ = [
     'PyramidDistiller', 'build_teacher', 'GradNorm', 'NormalizedMSELoss',
-    'PearsonLoss', 'PyramidTap', 'FixedSelector', 'RLSelector',
-    'UniformSelector', 'MetaWeightedModel', 'MetaWeightNet'
+    'PearsonLoss', 'PyramidTap', 'FixedSelector', 'MetaWeightedModel',
+    'MetaWeightNet', 'RandomSelector', 'RLSelector', 'UncertaintySelector',
+    'UniformSelector'
 ]

@@ -1,14 +1,61 @@
 """The pyramid distiller: a student trained with its own losses plus per-level
 feature distillation from a frozen teacher, on the levels a selector picks."""
-from contextlib import contextmanager
+import logging
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import nn
 
 from ..registry import MODELS
 from .pyramid import Pyramid, PyramidTap
 from .teacher import build_teacher
+from .teacher_cost import TeacherCost
+
+
+@dataclass
+class Distillation:
+    """The distillation losses of a batch.
+
+    Attributes:
+        losses (Tensor): (batch, levels) per-sample losses in float32, zero
+            where a pair is not distilled.
+        teacher_feats (list): the teacher pyramid they were computed
+            against (see :meth:`PyramidTap.extract`), reusable for the same
+            inputs and mask.
+        dropped (Tensor): (batch, levels) selected pairs left out because
+            the teacher's features were not finite.
+    """
+    losses: torch.Tensor
+    teacher_feats: list
+    dropped: torch.Tensor
+
+
+@dataclass
+class StepOutcome:
+    """What a training step's distillation achieved, for a learning
+    selector: per-sample level losses (float32) in the training forward and
+    recomputed after the optimiser step (None if the selector does not need
+    them), and the teacher compute each sample used (a fraction of
+    distilling every level)."""
+    loss_before: torch.Tensor
+    loss_after: torch.Tensor
+    cost: torch.Tensor
+
+
+def _autocast_dtype(device_type):
+    """The dtype autocast computes in on ``device_type`` now, or None."""
+    try:
+        if torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+    except TypeError:  # torch < 2.4 has per-device functions
+        if device_type == 'cpu' and torch.is_autocast_cpu_enabled():
+            return torch.get_autocast_cpu_dtype()
+        if device_type == 'cuda' and torch.is_autocast_enabled():
+            return torch.get_autocast_gpu_dtype()
+    return None
 
 
 @MODELS.register_module()
@@ -17,14 +64,22 @@ class PyramidDistiller(BaseModel):
 
     The student computes its own toolbox losses unchanged; its pyramid is
     read on the way. The selector then marks which (sample, level) pairs to
-    distill, and only those are computed: the teacher runs on the selected
-    samples and only as deep as the selected levels need, and each level's
-    connector and loss run on its selected samples alone. The level losses
+    distill, and only those are computed: the teacher runs per sample, only
+    on the samples with a selected level and only as far as each sample's
+    levels need (see :meth:`PyramidTap.extract`), and each level's connector
+    and loss run on its selected samples alone. The level losses
     ``loss_distill_<level>`` are sums over selected samples divided by the
     batch size, so a uniform mask gives the usual batch mean. Logged besides:
     ``sel_<level>`` (selection rate), ``cost_<level>`` (the teacher compute
     that dropping the level would save) and ``distill_cost`` (the teacher
     pyramid compute spent, as a fraction of distilling every level).
+
+    Precision: costs and per-sample distillation losses are float32 also
+    under autocast. Non-finite values never train the student: pairs whose
+    teacher features are not finite are left out, and a step whose
+    distillation loss is still not finite (the student's side) trains
+    without distillation; both warn and are counted in
+    ``distill_nonfinite``.
 
     Args:
         student (dict): the toolbox model config of the student.
@@ -97,21 +152,19 @@ class PyramidDistiller(BaseModel):
             student.get_submodule(self.balance_layer)  # fail early if wrong
         probe = torch.zeros(1, 3, probe_size, probe_size)
         self.connectors, channels = self._build_connectors(probe)
+        self.teacher_cost = TeacherCost(self.teacher_tap, probe,
+                                        len(self.levels))
         self.selector = MODELS.build(selector, default_args=dict(
             levels=self.levels, level_channels=channels[:len(self.levels)],
-            top_channels=channels.top, **own_scope))
+            top_channels=channels.top, teacher_cost=self.teacher_cost,
+            student=self.student, **own_scope))
         # A learned selector is trained by its own optimiser (e.g. PPO, in
         # sync on all ranks), not through the distillation loss: DDP must not
         # wait for its gradients.
         self._ddp_params_and_buffers_to_ignore = [
             f'selector.{name}' for name, _ in self.selector.named_parameters()]
         self._outcome = None  # the step a learning selector is rewarded on
-        shared, prefix, own = self.teacher_tap.level_costs(
-            probe, len(self.levels))
-        self.register_buffer('cost_shared', torch.tensor(shared),
-                             persistent=False)
-        self.register_buffer('cost_prefix', prefix, persistent=False)
-        self.register_buffer('cost_own', own, persistent=False)
+        self.nonfinite_steps = 0
 
     def _check_normalization(self):
         """The teacher sees the student's inputs: their normalisation must
@@ -165,13 +218,11 @@ class PyramidDistiller(BaseModel):
         self.teacher.eval()
         return self
 
-    def mask_cost(self, mask):
-        """Relative teacher compute per sample of a (batch, levels) mask."""
-        m = mask.float()
-        cost = (m.amax(1) * self.cost_shared + (m * self.cost_prefix).amax(1)
-                + m @ self.cost_own)
-        return cost / (self.cost_shared + self.cost_prefix.max()
-                       + self.cost_own.sum())
+    def _warn_nonfinite(self, what, count):
+        self.nonfinite_steps += 1
+        print_log(f'PyramidDistiller: {count} {what}; left out of this '
+                  f'step ({self.nonfinite_steps} steps so far)',
+                  logger='current', level=logging.WARNING)
 
     def loss(self, inputs, data_samples, weigh_samples=None):
         """The student's losses plus the level losses.
@@ -184,30 +235,41 @@ class PyramidDistiller(BaseModel):
         with self.student_tap.capture() as student_feats:
             losses = self.student.loss(inputs, data_samples)
         mask = self.selector(student_feats, data_samples).bool()
-        per_sample, teacher_feats = self.distill(
-            inputs, student_feats[:len(self.levels)], mask)
-        batch = mask.shape[0]
-        cost = self.mask_cost(mask)
+        result = self.distill(inputs, student_feats[:len(self.levels)], mask)
+        per_sample, batch = result.losses, mask.shape[0]
+        nonfinite = int(result.dropped.sum())
+        if nonfinite:
+            self._warn_nonfinite('pairs with non-finite teacher features',
+                                 nonfinite)
+        distilled = per_sample
+        if not per_sample.isfinite().all():
+            # Its backward would spread NaN over every row of the batch.
+            count = int((~per_sample.isfinite()).sum())
+            nonfinite += count
+            self._warn_nonfinite('non-finite distillation losses', count)
+            distilled = per_sample.new_zeros(per_sample.shape)
+        cost = self.teacher_cost(mask)
         if self.selector.needs_outcome:
-            self._outcome = (inputs, mask, per_sample.detach(), cost,
-                             teacher_feats)
+            self._outcome = dict(
+                inputs=inputs, mask=mask, before=per_sample.detach(),
+                cost=cost, teacher_feats=result.teacher_feats,
+                autocast=_autocast_dtype(inputs.device.type))
         if weigh_samples is not None:
-            per_sample = per_sample * weigh_samples(per_sample.sum(1))[:, None]
+            distilled = distilled * weigh_samples(distilled.sum(1))[:, None]
         # A gate-search selector weights the levels (detached: its gates
         # learn by the hypergradient, not through the training loss).
         weights = self.selector.loss_weights()
+        saved = self.teacher_cost.marginal(mask)
         for j, name in enumerate(self.levels):
-            losses[f'loss_distill_{name}'] = per_sample[:, j].sum() / batch
+            losses[f'loss_distill_{name}'] = distilled[:, j].sum() / batch
             if weights is not None:
                 losses[f'loss_distill_{name}'] *= weights[j].detach()
             losses[f'sel_{name}'] = mask[:, j].float().mean()
-            # Marginal cost: what dropping this level would save.
-            without = mask.clone()
-            without[:, j] = False
-            losses[f'cost_{name}'] = (cost - self.mask_cost(without)).mean()
+            losses[f'cost_{name}'] = saved[j]  # what dropping it would save
         losses['distill_cost'] = cost.mean()
+        losses['distill_nonfinite'] = cost.new_tensor(float(nonfinite))
         if self.balancer is not None:
-            losses.update(self._balance(losses, per_sample, mask))
+            losses.update(self._balance(losses, distilled, mask))
         return losses
 
     def _balance(self, losses, per_sample, mask):
@@ -226,36 +288,48 @@ class PyramidDistiller(BaseModel):
                                    update=self.balancer_update)
         for name, weight in zip(means, weights.values()):
             losses[name] = weight * losses[name]
-        return weights
+        return dict(weights, gradnorm_nonfinite=torch.tensor(
+            float(self.balancer.nonfinite_updates)))
 
     def distill(self, inputs, student_feats, mask, teacher_feats=None):
-        """Per-sample, per-level distillation losses; zero where unselected.
+        """Per-sample, per-level distillation losses of the pairs in
+        ``mask``; the teacher computes only those pairs.
 
         Args:
+            inputs (Tensor): the batch's preprocessed images.
+            student_feats (Sequence[Tensor]): the student's pyramid levels.
+            mask (Tensor): (batch, levels) pairs to distill.
             teacher_feats (list, optional): the teacher pyramid an earlier
                 call with the same ``inputs`` and ``mask`` returned; reused
                 instead of running the teacher.
 
         Returns:
-            tuple[Tensor, list]: (batch, levels) losses and the teacher
-            pyramid of the samples with any selected level.
+            Distillation: float32 losses (computed from float32 features,
+            also under autocast), the teacher pyramid and the pairs
+            dropped for non-finite teacher features.
         """
-        per_sample = student_feats[0].new_zeros(mask.shape)
+        per_sample = torch.zeros(mask.shape, device=mask.device)
+        dropped = torch.zeros_like(mask)
         rows = mask.any(1).nonzero()[:, 0]
         if len(rows) == 0:
-            return per_sample, []
+            return Distillation(per_sample, [], dropped)
         if teacher_feats is None:
             with torch.no_grad():
                 teacher_feats = self.teacher_tap.extract(inputs[rows],
-                                                         mask[rows].any(0))
+                                                         mask[rows])
         for j, name in enumerate(self.levels):
-            sel = mask[rows, j].nonzero()[:, 0]
+            sel = mask[:, j].nonzero()[:, 0]
             if len(sel) == 0:
                 continue
-            student = self.connectors[name](student_feats[j][rows[sel]])
-            per_sample[rows[sel], j] = self.distill_loss(
-                student, teacher_feats[j][sel])
-        return per_sample, teacher_feats
+            teacher = teacher_feats[j].float()
+            finite = teacher.flatten(1).isfinite().all(1)
+            dropped[sel[~finite], j] = True
+            if not finite.any():
+                continue
+            student = self.connectors[name](student_feats[j][sel[finite]])
+            per_sample[sel[finite], j] = self.distill_loss(
+                student.float(), teacher[finite])
+        return Distillation(per_sample, teacher_feats, dropped)
 
     @torch.no_grad()
     def outcome(self):
@@ -264,23 +338,30 @@ class PyramidDistiller(BaseModel):
         after the optimiser step.
 
         The student's pyramid is recomputed on the step's images (its
-        normalisation statistics are restored afterwards); the teacher's is
-        reused.
+        normalisation statistics are restored afterwards) under the
+        training forward's autocast, so that both losses have the same
+        precision; the teacher's is reused.
 
         Returns:
-            tuple[Tensor, Tensor, Tensor]: (batch, levels) losses in the
-            training forward and now, and the (batch,) teacher cost used.
+            StepOutcome: the losses before and after (None when the
+            selector's ``needs_after_pass`` is False: no pass is made), and
+            the cost.
         """
         if self._outcome is None:
             raise RuntimeError('outcome() needs a training step of a '
                                'selector that asked for it')
-        inputs, mask, before, cost, teacher_feats = self._outcome
-        self._outcome = None
-        with self.kept_buffers(), self.student_tap.capture() as feats:
+        step, self._outcome = self._outcome, None
+        if not getattr(self.selector, 'needs_after_pass', True):
+            return StepOutcome(step['before'], None, step['cost'])
+        inputs = step['inputs']
+        precision = nullcontext() if step['autocast'] is None else \
+            torch.autocast(inputs.device.type, dtype=step['autocast'])
+        with precision, self.kept_buffers(), \
+                self.student_tap.capture() as feats:
             self.student.extract_feat(inputs)
-        after, _ = self.distill(inputs, feats[:len(self.levels)], mask,
-                                teacher_feats)
-        return before, after, cost
+            after = self.distill(inputs, feats[:len(self.levels)],
+                                 step['mask'], step['teacher_feats']).losses
+        return StepOutcome(step['before'], after, step['cost'])
 
     @contextmanager
     def kept_buffers(self):

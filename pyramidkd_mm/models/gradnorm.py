@@ -6,8 +6,11 @@ layer W approach mean(G)·r_i^α, where r_i is task i's relative inverse
 training rate (L_i/L_i(0) over its mean across tasks): tasks that have
 trained less, relative to where they started, get larger gradients.
 """
+import logging
+
 import torch
 from mmengine.dist import all_reduce
+from mmengine.logging import print_log
 from torch import nn
 
 from ..registry import MODELS
@@ -32,7 +35,8 @@ class GradNorm(nn.Module):
        only: no ``create_graph`` through the network, which also sidesteps
        PyTorch's broken higher-order gradients under DDP. Norms and losses
        are read in float32, so losses from an autocast region are fine; a
-       non-finite value (fp16 overflow) skips the update, like GradScaler.
+       non-finite value (fp16 overflow) skips the update with a warning,
+       like GradScaler, counted in ``nonfinite_updates``.
     3. The weights take an Adam step on that gradient, are clamped at
        ``min_weight`` and rescaled so that Σw = T, the number of names;
        negative weights are impossible.
@@ -116,6 +120,7 @@ class GradNorm(nn.Module):
         self.register_buffer('adam_steps', torch.zeros(num))
         self.register_buffer('exp_avg', torch.zeros(num))
         self.register_buffer('exp_avg_sq', torch.zeros(num))
+        self.nonfinite_updates = 0  # skipped for non-finite statistics
 
     def forward(self, losses, shared_params, update=True):
         """Weight the losses and, if ``update``, update the weights.
@@ -162,7 +167,13 @@ class GradNorm(nn.Module):
             stats[2, i] = sq.sqrt()
         all_reduce(stats)  # a no-op outside distributed training
         present = stats[0] > 0
-        if not present.any() or not stats.isfinite().all():
+        if not stats.isfinite().all():
+            self.nonfinite_updates += 1
+            print_log('GradNorm: non-finite loss or gradient norm; weights '
+                      f'not updated ({self.nonfinite_updates} skipped so far)',
+                      logger='current', level=logging.WARNING)
+            return
+        if not present.any():
             return
         count = stats[0, present]
         loss, norm = stats[1, present] / count, stats[2, present] / count

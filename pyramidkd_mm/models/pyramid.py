@@ -1,4 +1,4 @@
-"""Reading a toolbox model's feature pyramid, and skipping the parts not needed.
+"""Reading a toolbox model's feature pyramid, computing only what is needed.
 
 Two pyramid sources cover the three toolboxes:
 
@@ -8,30 +8,28 @@ Two pyramid sources cover the three toolboxes:
 
 The student's pyramid is read with forward hooks while the student computes
 its own losses, so its forward is exactly the toolbox's. The teacher's pyramid
-is computed only as far as the selected levels need: a backbone pyramid stops
-after the deepest selected stage, an FPN skips the 3x3 output convolutions of
-unselected levels (its laterals and top-down path feed every level).
+is computed per sample, only as far as that sample's selected levels need: a
+backbone pyramid runs each stage on the samples whose deepest selected level
+is at or below it, an FPN runs its laterals and top-down path (which feed
+every level) on every sample and each 3x3 output convolution only on the
+samples that selected its level.
 """
 from contextlib import ExitStack, contextmanager
 
 import torch
-from mmengine.analysis import FlopAnalyzer
 from torch import nn
 
 
-class _StopForward(Exception):
-    """Raised by a hook once every needed stage has been computed."""
+class _OnRows(nn.Module):
+    """An FPN output conv applied to some rows of its input only."""
 
-
-class _ExtractFeat(nn.Module):
-    """Traceable view of ``model.extract_feat`` for the FLOP analysis."""
-
-    def __init__(self, model):
+    def __init__(self, conv, rows):
         super().__init__()
-        self.model = model
+        self.conv, self.rows = conv, rows
 
-    def forward(self, inputs):
-        return self.model.extract_feat(inputs)
+    def forward(self, x):
+        x = x[self.rows]
+        return self.conv(x) if len(self.rows) else x
 
 
 class Pyramid(list):
@@ -103,51 +101,65 @@ class PyramidTap:
                          else self.stages, on_output):
             yield feats
 
-    def extract(self, inputs, needed):
-        """Compute the pyramid as far as the ``needed`` levels require.
+    def extract(self, inputs, mask):
+        """Compute the pyramid levels each sample selected, and no more.
 
         Args:
-            inputs (Tensor): preprocessed images.
-            needed (Sequence[bool]): one flag per pyramid level.
+            inputs (Tensor): (N, 3, H, W) preprocessed images.
+            mask (Tensor): (N, L) flags, the levels each image needs; every
+                row should select at least one level (rows without any still
+                pay the shared part of an FPN).
 
         Returns:
-            list: feature maps; entries of levels not needed may be ``None``
-            or computed without their level-specific work.
+            list[Tensor | None]: for each of the L levels, the features of
+            the rows that selected it, in row order (``None`` if none did).
         """
-        needed = [bool(n) for n in needed]
+        mask = mask.bool()
+        if not mask.any():
+            return [None] * mask.shape[1]
         if self.stages is None:
-            skip = getattr(self.model.neck, 'fpn_convs', [])
-            with self._skipping(skip, needed), self.capture() as feats:
-                self.model.extract_feat(inputs)
-            return list(feats)
-        deepest = max(i for i, n in enumerate(needed) if n)
-        feats = [None] * len(self.stages)
+            return self._extract_fpn(inputs, mask)
+        # Deepest first, so that each stage runs on a prefix of the batch;
+        # stages below every row's deepest level run on an empty batch (an
+        # exception to stop the forward would break the FLOP analyser's
+        # trace).
+        levels = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+        depth = (mask * levels).amax(1) - 1
+        order = depth.argsort(descending=True, stable=True)
+        reach = [int((depth >= i).sum()) for i in range(len(self.stages))]
+        outs = [None] * len(self.stages)
 
         def on_output(i, args, out):
-            feats[i] = out
-            if i == deepest:
-                raise _StopForward
+            outs[i] = out
 
-        with self._hooks(self.stages[:deepest + 1], on_output):
-            try:
-                self.model.extract_feat(inputs)
-            except _StopForward:
-                pass
-        return feats
+        with ExitStack() as stack:
+            for i, stage in enumerate(self.stages):
+                handle = stage.register_forward_pre_hook(
+                    lambda m, args, i=i: (args[0][:reach[i]], *args[1:]))
+                stack.callback(handle.remove)
+            stack.enter_context(self._hooks(self.stages, on_output))
+            self.model.backbone(inputs[order])  # a neck is not the pyramid
+        position = order.argsort()  # row -> its place in the sorted batch
+        return [out[position[mask[:, i]]] if mask[:, i].any() else None
+                for i, out in enumerate(outs[:mask.shape[1]])]
 
-    @staticmethod
-    @contextmanager
-    def _skipping(convs, needed):
-        """Swap the output convs of levels not needed for identities."""
-        saved = {i: convs[i] for i, n in enumerate(needed)
-                 if not n and i < len(convs)}
-        for i in saved:
-            convs[i] = nn.Identity()
+    def _extract_fpn(self, inputs, mask):
+        convs = self.model.neck.fpn_convs
+        none = mask.new_zeros(0, dtype=torch.long)
+        # Output convs beyond the distilled levels (extra levels) are skipped.
+        rows = [mask[:, i].nonzero()[:, 0] if i < mask.shape[1] else none
+                for i in range(len(convs))]
+        saved = list(convs)
+        for i, conv in enumerate(saved):
+            convs[i] = _OnRows(conv, rows[i])
         try:
-            yield
+            with self.capture() as feats:
+                self.model.extract_feat(inputs)
         finally:
-            for i, conv in saved.items():
+            for i, conv in enumerate(saved):
                 convs[i] = conv
+        return [feats[i] if len(rows[i]) else None
+                for i in range(mask.shape[1])]
 
     def shapes(self, probe):
         """Channels and strides of every pyramid level for a probe image;
@@ -158,34 +170,3 @@ class PyramidTap:
         shapes = Pyramid((f.shape[1], size // f.shape[-1]) for f in feats)
         shapes.top = feats.top.shape[1]
         return shapes
-
-    def level_costs(self, probe, num_levels):
-        """Teacher FLOPs spent on distillation, split by what needs them.
-
-        A sample's cost for a level mask ``m`` is
-        ``any(m) * shared + max_l(m_l * prefix_l) + sum_l(m_l * own_l)``:
-        ``shared`` is paid once a sample has any level (the FPN's backbone,
-        laterals and top-down path, or the backbone stem), ``prefix_l`` by the
-        deepest selected stage of a backbone pyramid, ``own_l`` by each
-        selected FPN level's output conv.
-
-        Returns:
-            tuple[float, Tensor, Tensor]: shared, prefix and own FLOPs.
-        """
-        flops = FlopAnalyzer(_ExtractFeat(self.model), (probe, ))
-        flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        by_module = flops.by_module()
-        prefix = torch.zeros(num_levels)
-        own = torch.zeros(num_levels)
-        if self.stages is None:
-            for i in range(min(num_levels, len(self.model.neck.fpn_convs))):
-                own[i] = by_module[f'model.neck.fpn_convs.{i}']
-            shared = by_module['model.backbone'] + by_module['model.neck'] \
-                - own.sum().item()
-        else:
-            names = self.model.backbone.res_layers
-            stage = torch.tensor(
-                [float(by_module[f'model.backbone.{n}']) for n in names])
-            prefix = stage.cumsum(0)[:num_levels]
-            shared = by_module['model.backbone'] - stage.sum().item()
-        return float(shared), prefix, own

@@ -2,33 +2,11 @@
 import os.path as osp
 
 from mmengine.config import Config
-from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.runner import load_state_dict
 from mmengine.runner.checkpoint import _load_checkpoint
-from mmengine.utils import get_installed_path
 
 from ..registry import MODELS
-
-
-def resolve_config(path):
-    """Path of a config given as a file or as ``package::rel/path.py``.
-
-    The ``package::`` form (``mmdet::``, ``mmseg::``, ``mmpretrain::``,
-    ``pyramidkd_mm::``) points into the installed package's ``.mim/configs``
-    folder, as ``_base_`` entries do.
-    """
-    if '::' not in path:
-        return path
-    module, rel = path.split('::', 1)
-    try:
-        root = get_installed_path(MODULE2PACKAGE.get(module, module))
-    except Exception:  # noqa: BLE001 - one clear error for any lookup failure
-        raise ValueError(f'config {path!r}: package {module!r} is not '
-                         'installed (unknown scope)') from None
-    resolved = osp.join(root, '.mim', 'configs', rel)
-    if not osp.isfile(resolved):
-        raise FileNotFoundError(f'config {path!r} not found at {resolved}')
-    return resolved
+from ..scope import resolve_config
 
 
 def build_teacher(config, checkpoint):

@@ -74,12 +74,18 @@ class Architect:
             so ``unrolled=False`` keeps the mixed term and takes the
             validation gradient at the current weights instead, which saves
             the virtual step's forward and backward pass.
+        cost_weight (float): price of the teacher compute in held-out loss
+            units: the gates also descend ``cost_weight`` x the expected
+            cost of their mask (:meth:`TeacherCost.expected`), so a level
+            whose distillation does not measurably help the held-out loss
+            is switched off instead of staying at its initial gate.
     """
 
-    def __init__(self, distiller, optimizer, unrolled=True):
+    def __init__(self, distiller, optimizer, unrolled=True, cost_weight=0.0):
         self.distiller = distiller
         self.optimizer = optimizer
         self.unrolled = unrolled
+        self.cost_weight = cost_weight
 
     def weights(self):
         """The parameters the training loss trains: student and
@@ -108,13 +114,21 @@ class Architect:
             change = self._distill_change(train_data, params, v)
         selector = self.distiller.selector
         self.optimizer.zero_grad()
-        (-xi * (selector.gates() * change).sum()).backward()
+        gates = selector.gates()
+        objective = -xi * (gates * change).sum()
+        if self.cost_weight:
+            objective = objective + self.cost_weight * \
+                self.distiller.teacher_cost.expected(gates)
+        objective.backward()
         grads = [p.grad for p in selector.parameters() if p.grad is not None]
         for grad in grads:
             all_reduce(grad)  # a no-op outside distributed training
             grad /= get_world_size()
         self.optimizer.step()
         norm = torch.cat([g.flatten() for g in grads]).norm().item()
+        # The Runner's optimiser also holds the gates: without a gradient
+        # it leaves them alone (no momentum, no weight decay).
+        self.optimizer.zero_grad(set_to_none=True)
         return dict(val_loss=val_loss, hypergrad_norm=norm)
 
     def _val_gradient(self, train_data, val_data, params, xi):
@@ -172,6 +186,6 @@ class Architect:
         with d.student_tap.capture() as feats:
             d.student.extract_feat(data['inputs'])
         mask = d.selector(feats, data['data_samples']).bool()
-        per_sample, teacher_feats = d.distill(
-            data['inputs'], feats[:len(d.levels)], mask, teacher_feats)
-        return per_sample.mean(0), teacher_feats
+        result = d.distill(data['inputs'], feats[:len(d.levels)], mask,
+                           teacher_feats)
+        return result.losses.mean(0), result.teacher_feats

@@ -23,8 +23,10 @@ class GateSearchHook(Hook):
     ``temperature[0]`` to ``temperature[1]`` over the run and draws the
     iteration's sample. Gate probabilities, the held-out loss and the size of
     the gate gradient are logged every iteration as ``gate_<level>``,
-    ``search_val_loss`` and ``search_hypergrad_norm``. When training ends it
-    writes the mask (:func:`derive_mask`) with its cost, the last validation
+    ``search_val_loss`` and ``search_hypergrad_norm``, and each gate's
+    margin from ``threshold`` as ``gate_margin_<level>`` (a gate near the
+    threshold has not decided). When training ends it writes the mask
+    (:func:`derive_mask`), the margins and the mask's cost, the last validation
     metrics of the search-trained student and the search time
     (:func:`write_search_result`). The gates are in the model's state
     dict; the gate optimiser and the time spent so far go into checkpoints,
@@ -38,6 +40,8 @@ class GateSearchHook(Hook):
             lr 3e-4, betas (0.5, 0.999), weight decay 1e-3; larger lrs suit
             the few logits here).
         unrolled (bool): second-order DARTS (see :class:`Architect`).
+        cost_weight (float): price of the teacher compute in held-out loss
+            units (see :class:`Architect`); 0 searches for accuracy alone.
         temperature (tuple[float, float]): GDAS's start and end temperature.
         budget (float, optional): relative teacher compute the mask may cost
             (top levels under the budget); without it, the levels whose
@@ -54,6 +58,7 @@ class GateSearchHook(Hook):
                  arch_optimizer=dict(type='Adam', lr=3e-3, betas=(0.5, 0.999),
                                      weight_decay=1e-3),
                  unrolled=True,
+                 cost_weight=0.0,
                  temperature=(10.0, 0.1),
                  budget=None,
                  threshold=0.5,
@@ -61,6 +66,7 @@ class GateSearchHook(Hook):
         self.search_dataloader = search_dataloader
         self.arch_optimizer = arch_optimizer
         self.unrolled = unrolled
+        self.cost_weight = cost_weight
         self.temperature = temperature
         self.budget = budget
         self.threshold = threshold
@@ -84,7 +90,8 @@ class GateSearchHook(Hook):
             broadcast(param.data)  # one set of gates on every rank
         optimizer = OPTIMIZERS.build(
             dict(self.arch_optimizer, params=list(selector.parameters())))
-        self.architect = Architect(model, optimizer, self.unrolled)
+        self.architect = Architect(model, optimizer, self.unrolled,
+                                   self.cost_weight)
         self._loader = runner.build_dataloader(self.search_dataloader,
                                                seed=runner.seed)
 
@@ -112,6 +119,8 @@ class GateSearchHook(Hook):
         for name, prob in zip(model.levels, selector.probabilities()):
             runner.message_hub.update_scalar(f'train/gate_{name}',
                                              prob.item())
+            runner.message_hub.update_scalar(
+                f'train/gate_margin_{name}', prob.item() - self.threshold)
 
     def after_val_epoch(self, runner, metrics=None):
         self.metrics = dict(metrics or {})
@@ -119,9 +128,10 @@ class GateSearchHook(Hook):
     def after_train(self, runner):
         model = unwrapped_model(runner)
         probs = model.selector.probabilities()
-        flags = derive_mask(probs, model.mask_cost, self.budget,
+        flags = derive_mask(probs, model.teacher_cost, self.budget,
                             self.threshold)
-        cost = model.mask_cost(torch.tensor(flags, device=probs.device)[None])
+        cost = model.teacher_cost(
+            torch.tensor(flags, device=probs.device)[None])
         name = ('GDAS-LS' if isinstance(model.selector, GDASSelector) else
                 f"DARTS-LS ({'second' if self.unrolled else 'first'} order)")
         result = write_search_result(
@@ -129,10 +139,12 @@ class GateSearchHook(Hook):
             dict(self.metrics, source='the search-trained student on the '
                  'val split'),
             self.seconds + time.time() - self._start, self.base_config,
-            probabilities=[round(p, 4) for p in probs.tolist()])
+            probabilities=[round(p, 4) for p in probs.tolist()],
+            margins=[round(p - self.threshold, 4) for p in probs.tolist()])
         runner.logger.info(f'{name} chose {result["mask"]} (probabilities '
-                           f'{result["probabilities"]}, distill cost '
-                           f'{result["distill_cost"]})')
+                           f'{result["probabilities"]}, margins from '
+                           f'{self.threshold}: {result["margins"]}, distill '
+                           f'cost {result["distill_cost"]})')
 
     def before_save_checkpoint(self, runner, checkpoint):
         checkpoint['gate_search'] = dict(

@@ -4,8 +4,10 @@ import copy
 import itertools
 import json
 import os.path as osp
+import random
 import time
 
+import numpy as np
 import torch
 from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.runner import BaseLoop
@@ -21,8 +23,11 @@ class MaskSearchLoop(BaseLoop):
 
     The model is a :class:`PyramidDistiller` with a :class:`FixedSelector`;
     its state when the loop starts (after ``load_from`` or the student's
-    ``init_cfg``) is the shared starting point. :meth:`evaluate` restores it
-    and a fresh optimiser state, sets the candidate mask, trains
+    ``init_cfg``) is the shared starting point. :meth:`evaluate` restores it,
+    the optimiser, the parameter schedulers and the random number
+    generators as they were then (so every candidate, also in a resumed
+    search, sees the same learning-rate schedule, data order and
+    augmentation), sets the candidate mask, trains
     ``finetune_iters`` iterations on the training split's first batches,
     the same for every candidate (the Runner's
     iteration hooks run, so losses are logged), and evaluates on the held-out
@@ -100,9 +105,11 @@ class MaskSearchLoop(BaseLoop):
                 'set val_dataloader, val_evaluator and val_cfg')
         self.runner.call_hook('before_train')
         self.runner.call_hook('before_train_epoch')
-        self._start = copy.deepcopy(model.state_dict())
-        self._optim_start = copy.deepcopy(
-            self.runner.optim_wrapper.optimizer.state_dict())
+        self._start = copy.deepcopy(dict(
+            model=model.state_dict(),
+            optimizer=self.runner.optim_wrapper.optimizer.state_dict(),
+            schedulers=[s.state_dict() for s in self._schedulers()],
+            rng=_rng_state()))
         cache = [None]  # --resume / resume=True: mmengine keeps it here
         if self.runner._resume and is_main_process() and osp.exists(
                 self.cache_file):
@@ -131,6 +138,14 @@ class MaskSearchLoop(BaseLoop):
         """Evaluate candidates with :meth:`evaluate` (they are cached)."""
         raise NotImplementedError
 
+    def _schedulers(self):
+        """The Runner's parameter schedulers (a list, or a dict of lists
+        for several optimisers), flattened."""
+        schedulers = self.runner.param_schedulers or []
+        groups = (schedulers.values() if isinstance(schedulers, dict)
+                  else [schedulers])
+        return [s for group in groups for s in group]
+
     def evaluate(self, flags):
         """Fine-tune and score one mask (once).
 
@@ -156,8 +171,13 @@ class MaskSearchLoop(BaseLoop):
     def _finetune_and_score(self, flags):
         start = time.time()
         model, runner = self.distiller, self.runner
-        model.load_state_dict(self._start)
-        runner.optim_wrapper.optimizer.load_state_dict(self._optim_start)
+        shared = self._start
+        model.load_state_dict(shared['model'])
+        runner.optim_wrapper.optimizer.load_state_dict(shared['optimizer'])
+        for scheduler, state in zip(self._schedulers(),
+                                    shared['schedulers']):
+            scheduler.load_state_dict(state)
+        _set_rng_state(shared['rng'])
         model.selector.flags.copy_(torch.tensor(flags))
         runner.logger.info(f'{self.name}: fine-tuning mask {flags} '
                            f'({len(self.cache) + 1} evaluated)')
@@ -173,7 +193,7 @@ class MaskSearchLoop(BaseLoop):
                              data_batch=batch, outputs=outputs)
             self._iter += 1
         metrics = runner.val_loop.run()
-        cost = model.mask_cost(model.selector.flags[None]).item()
+        cost = model.teacher_cost(model.selector.flags[None]).item()
         return dict(
             mask=[n for n, f in zip(model.levels, flags) if f],
             flags=[int(f) for f in flags],
@@ -182,6 +202,21 @@ class MaskSearchLoop(BaseLoop):
             cost=round(cost, 4),
             fitness=float(metrics[self.metric]) - self.cost_weight * cost,
             seconds=round(time.time() - start, 1))
+
+
+def _rng_state():
+    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(),
+                random=random.getstate(),
+                cuda=torch.cuda.get_rng_state_all()
+                if torch.cuda.is_available() else None)
+
+
+def _set_rng_state(state):
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    random.setstate(state['random'])
+    if state['cuda'] is not None:
+        torch.cuda.set_rng_state_all(state['cuda'])
 
 
 @LOOPS.register_module()

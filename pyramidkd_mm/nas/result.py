@@ -7,12 +7,12 @@ import torch
 from mmengine.dist import get_world_size, is_main_process
 
 
-def derive_mask(probabilities, mask_cost, budget=None, threshold=0.5):
+def derive_mask(probabilities, teacher_cost, budget=None, threshold=0.5):
     """The fixed mask a gate search ends with.
 
     Args:
         probabilities (Tensor): (levels,) how much each level is wanted.
-        mask_cost (Callable): :meth:`PyramidDistiller.mask_cost`.
+        teacher_cost (TeacherCost): the distiller's cost of a mask.
         budget (float, optional): the most relative teacher compute the
             mask may cost; levels are then added greedily in order of
             probability while the mask stays within the budget.
@@ -27,7 +27,7 @@ def derive_mask(probabilities, mask_cost, budget=None, threshold=0.5):
                         device=probabilities.device)
     for level in probabilities.argsort(descending=True).tolist():
         flags[level] = True
-        if mask_cost(flags[None]).item() > budget + 1e-6:
+        if teacher_cost(flags[None]).item() > budget + 1e-6:
             flags[level] = False
     return flags.tolist()
 

@@ -1,8 +1,14 @@
 from .environment import DistillationEnvironment
+from .maml import MAMLTrainer, PolicyGradientLoss
+from .meta_task import MetaTask, Rollout
 from .policy import PolicyNetwork
 from .ppo import PPOTrainer
+from .rl2_policy import RL2Policy
 from .rollout_buffer import RolloutBuffer
+from .task_adapter import TaskAdapterPolicy
 
 __all__ = [
-    'DistillationEnvironment', 'PolicyNetwork', 'PPOTrainer', 'RolloutBuffer'
+    'DistillationEnvironment', 'MAMLTrainer', 'MetaTask', 'PolicyGradientLoss',
+    'PolicyNetwork', 'PPOTrainer', 'RL2Policy', 'Rollout', 'RolloutBuffer',
+    'TaskAdapterPolicy'
 ]

@@ -18,7 +18,12 @@ outcome, after it). The reward of sample ``i`` is
 ``L_il(after)`` the same loss recomputed right after the optimiser step with
 the updated student on the same images and the same (cached) teacher
 features, so ``g_i`` is the real improvement that distilling bought in this
-step, at the price of one no-grad student feature pass and no teacher work.
+step, at the price of one no-grad student feature pass and no teacher work
+(``reward='gain'``). ``reward='gap'`` takes ``L_il(after) = 0``: the gain is
+the student's distance from the teacher on what was distilled, read from
+the training forward at no extra cost (the policy learns which samples,
+seen by the student alone, are furthest from the teacher per unit of
+compute).
 ``scale_l`` is the running mean of level ``l``'s loss, which makes the gains
 relative and comparable across levels; ``gain_scale`` is the running mean of
 ``|g_i|`` over samples with a selected level, so a typical gain is worth
@@ -67,6 +72,7 @@ class DistillationEnvironment(nn.Module):
         num_levels (int): number of pyramid levels L.
         budget (float): target teacher compute per sample, as a fraction of
             distilling every level.
+        reward (str): ``'gain'`` or ``'gap'`` (see the module).
         lam (float): initial reward per unit of compute saved below the
             budget.
         lam_lr (float): step of ``lam``'s dual update; 0 keeps it fixed.
@@ -74,11 +80,14 @@ class DistillationEnvironment(nn.Module):
     """
 
     def __init__(self, num_levels, budget=0.5, lam=1.0, lam_lr=0.01,
-                 momentum=0.9):
+                 momentum=0.9, reward='gain'):
         super().__init__()
         if not 0 < budget <= 1:
             raise ValueError(f'budget {budget} must be in (0, 1]: a fraction'
                              ' of the compute of distilling every level')
+        if reward not in ('gain', 'gap'):
+            raise ValueError(f"reward must be 'gain' or 'gap', got {reward!r}")
+        self.reward = reward
         self.num_levels = num_levels
         self.budget = budget
         self.lam_lr = lam_lr
@@ -91,22 +100,25 @@ class DistillationEnvironment(nn.Module):
         self.register_buffer('cost_mean', torch.ones(1))
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
 
-    def reset(self, top, levels):
+    def reset(self, top, levels, signals=None):
         """States of a batch of new episodes.
 
         Args:
             top (Tensor): (B, G, H, W) deepest backbone output.
             levels (Sequence[Tensor]): the L student pyramid levels.
+            signals (Tensor, optional): (B, S) per-sample signals appended
+                to the state (e.g. the student's prediction entropy).
 
         Returns:
-            Tensor: (B, state_dim) states.
+            Tensor: (B, state_dim) float32 states.
         """
-        pooled = [F.layer_norm(f.detach().mean((2, 3)), f.shape[1:2])
+        pooled = [F.layer_norm(f.detach().float().mean((2, 3)), f.shape[1:2])
                   for f in (top, *levels)]
         batch = top.shape[0]
         stats = torch.cat([self.loss_mean, self.select_rate,
-                           self.budget - self.cost_mean]).to(top.dtype)
-        return torch.cat(pooled + [stats.expand(batch, -1)], dim=1)
+                           self.budget - self.cost_mean])
+        extra = [] if signals is None else [signals.float()]
+        return torch.cat(pooled + [stats.expand(batch, -1)] + extra, dim=1)
 
     @torch.no_grad()
     def step(self, actions, loss_before, loss_after, cost):
@@ -116,9 +128,10 @@ class DistillationEnvironment(nn.Module):
             actions (Tensor): (B, L) selected levels (0/1).
             loss_before (Tensor): (B, L) distillation losses in the training
                 forward (zero where not selected).
-            loss_after (Tensor): (B, L) the same after the optimiser step.
+            loss_after (Tensor | None): (B, L) the same after the optimiser
+                step; unused (None) for ``reward='gap'``.
             cost (Tensor): (B,) teacher compute used, see
-                :meth:`PyramidDistiller.mask_cost`.
+                :class:`TeacherCost`.
 
         Returns:
             tuple[Tensor, Tensor, dict]: rewards (B,), dones (B,) (all ones:
@@ -132,8 +145,9 @@ class DistillationEnvironment(nn.Module):
         seen = counts > 0
         if first:  # level scales start at the first observed losses
             self.level_scale[seen] = level_mean[seen].clamp_min(1e-6)
-        gain = ((loss_before - loss_after) * selected
-                / self.level_scale).sum(1)
+        change = loss_before if self.reward == 'gap' else \
+            loss_before - loss_after
+        gain = (change * selected / self.level_scale).sum(1)
         any_level = selected.amax(1)
         gain_mean, _ = _global_mean((gain.abs() * any_level).sum().view(1),
                                     any_level.sum().view(1))

@@ -20,9 +20,13 @@ all ranks. All ranks must therefore run the same
 number of minibatches per update (same buffer and minibatch sizes). Do not
 also wrap the policy in DDP, or the gradients are averaged twice.
 """
+import logging
+from dataclasses import dataclass
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from torch import nn
 
 
@@ -66,6 +70,7 @@ class PPOTrainer:
         self.normalize_advantages = normalize_advantages
         self.optimizer = optimizer or torch.optim.Adam(
             policy.parameters(), lr=lr, eps=1e-5)
+        self.nonfinite_steps = 0
 
     def sync_policy(self):
         """Broadcasts rank 0's policy weights; a no-op on a single process."""
@@ -112,33 +117,27 @@ class PPOTrainer:
         """One gradient step on one minibatch; returns its statistics."""
         log_prob, entropy, value = self.policy.evaluate_actions(
             batch['states'], batch['actions'])
-        log_ratio = log_prob - batch['log_probs']
-        ratio = log_ratio.exp()
-
         advantages = batch['advantages']
         if self.normalize_advantages:
             advantages = (advantages - adv_mean) / (adv_std + 1e-8)
-        clipped = ratio.clamp(1 - self.clip, 1 + self.clip)
-        policy_loss = -torch.min(ratio * advantages,
-                                 clipped * advantages).mean()
-        value_loss = F.mse_loss(value, batch['returns'])
-        entropy = entropy.mean()
-        loss = (policy_loss + self.value_coef * value_loss
-                - self.entropy_coef * entropy)
+        loss = clipped_surrogate(log_prob, entropy, value, batch['log_probs'],
+                                 advantages, batch['returns'], self.clip,
+                                 self.value_coef, self.entropy_coef)
 
         self.optimizer.zero_grad()
-        loss.backward()
+        loss.total.backward()
         self.all_reduce_gradients()
-        nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-        self.optimizer.step()
-
-        with torch.no_grad():
-            approx_kl = ((ratio - 1) - log_ratio).mean()
-            clip_fraction = ((ratio - 1).abs() > self.clip).float().mean()
-        return dict(policy_loss=policy_loss.item(),
-                    value_loss=value_loss.item(), entropy=entropy.item(),
-                    clip_fraction=clip_fraction.item(),
-                    approx_kl=approx_kl.item())
+        # Identical on every rank after the reduction, so all skip together.
+        norm = nn.utils.clip_grad_norm_(self.policy.parameters(),
+                                        self.max_grad_norm)
+        if norm.isfinite():
+            self.optimizer.step()
+        else:
+            self.nonfinite_steps += 1
+            print_log('PPOTrainer: non-finite policy gradient; minibatch '
+                      f'skipped ({self.nonfinite_steps} so far)',
+                      logger='current', level=logging.WARNING)
+        return loss.stats()
 
     def all_reduce_gradients(self):
         """Averages the policy's gradients over all ranks; a no-op without
@@ -162,6 +161,59 @@ class PPOTrainer:
 
     def load_state_dict(self, state_dict):
         self.optimizer.load_state_dict(state_dict['optimizer'])
+
+
+@dataclass
+class SurrogateLoss:
+    """PPO's loss and its parts (see :func:`clipped_surrogate`)."""
+
+    total: torch.Tensor
+    policy: torch.Tensor
+    value: torch.Tensor
+    entropy: torch.Tensor
+    clip_fraction: torch.Tensor
+    approx_kl: torch.Tensor
+
+    def stats(self):
+        """The parts as floats, named as :meth:`PPOTrainer.update` logs
+        them."""
+        return dict(policy_loss=self.policy.item(),
+                    value_loss=self.value.item(), entropy=self.entropy.item(),
+                    clip_fraction=self.clip_fraction.item(),
+                    approx_kl=self.approx_kl.item())
+
+
+def clipped_surrogate(log_prob, entropy, value, old_log_prob, advantages,
+                      returns, clip=0.2, value_coef=0.5, entropy_coef=0.01):
+    """PPO's clipped-surrogate loss of a batch of transitions (see the
+    module docstring); differentiable in the policy's outputs to any order,
+    so meta-learning can differentiate through steps on it.
+
+    Args:
+        log_prob, entropy, value (Tensor): (N,) the policy's outputs for the
+            stored actions (``evaluate_actions``).
+        old_log_prob (Tensor): (N,) log-probabilities of the policy that
+            collected the actions.
+        advantages (Tensor): (N,) already normalised if wanted.
+        returns (Tensor): (N,) value targets.
+
+    Returns:
+        SurrogateLoss: the total and its parts; ``clip_fraction`` and
+        ``approx_kl`` carry no gradient.
+    """
+    log_ratio = log_prob - old_log_prob
+    ratio = log_ratio.exp()
+    clipped = ratio.clamp(1 - clip, 1 + clip)
+    policy_loss = -torch.min(ratio * advantages, clipped * advantages).mean()
+    value_loss = F.mse_loss(value, returns)
+    entropy = entropy.mean()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clip_fraction = ((ratio - 1).abs() > clip).float().mean()
+    return SurrogateLoss(
+        total=policy_loss + value_coef * value_loss - entropy_coef * entropy,
+        policy=policy_loss, value=value_loss, entropy=entropy,
+        clip_fraction=clip_fraction, approx_kl=approx_kl)
 
 
 def _explained_variance(predictions, targets):

@@ -59,3 +59,16 @@ def test_seg_and_cls_layouts(tmp_path):
     generate_digits('cls', str(tmp_path / 'cls'), num_train=1, num_val=1)
     assert sorted(os.listdir(tmp_path / 'cls/train')) == [
         str(d) for d in range(10)]
+
+
+def test_det_scales_gives_each_image_one_regime(tmp_path):
+    generate_digits('det_scales', str(tmp_path), num_train=60, num_val=1)
+    coco = json.load(open(tmp_path / 'annotations/train.json'))
+    regime = {image['id']: image['scale'] for image in coco['images']}
+    assert set(regime.values()) == {'small', 'large', 'mixed'}
+    sides = {'small': [], 'large': [], 'mixed': []}
+    for ann in coco['annotations']:
+        sides[regime[ann['image_id']]].append(max(ann['bbox'][2:]))
+    # boxes are the digits' ink, at most the pasted side
+    assert max(sides['small']) <= 24 and min(sides['large']) > 24
+    assert min(sides['mixed']) < 24 < max(sides['mixed'])

@@ -10,10 +10,10 @@ import torch.multiprocessing as mp
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-import conftest  # noqa: F401 registers the toy model in spawned workers
+from conftest import toy_loader  # also registers the toy model in workers
 from pyramidkd_mm.checkpoint import trust_checkpoints
 from pyramidkd_mm.engine import LossBalancerHook, unwrapped_model
-from test_phase_hook import LEVELS, ToyImages
+from test_phase_hook import LEVELS
 
 
 def _balancer(runner):
@@ -53,10 +53,7 @@ def build_runner(work_dir, toy_teacher, max_iters, accumulate=1, **kwargs):
     recorder = Recorder()
     runner = Runner(
         model=model, work_dir=str(work_dir),
-        train_dataloader=dict(
-            dataset=ToyImages(), batch_size=4, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=True),
-            collate_fn=dict(type='default_collate')),
+        train_dataloader=toy_loader(),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(checkpoint=dict(
             type='CheckpointHook', by_epoch=False, interval=2)),

@@ -9,25 +9,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
-from torch.utils.data import Dataset
 
-import conftest  # noqa: F401 registers the toy model in spawned workers
+from conftest import toy_loader  # also registers the toy model in workers
 from pyramidkd_mm.checkpoint import trust_checkpoints
 from pyramidkd_mm.engine import DistillPhaseHook, unwrapped_model
 
 LEVELS = ('c2', 'c3', 'c4')
-
-
-class ToyImages(Dataset):
-    """Random 16x16 images with binary labels (fixed by the index)."""
-
-    def __len__(self):
-        return 64
-
-    def __getitem__(self, index):
-        g = torch.Generator().manual_seed(index)
-        return dict(inputs=torch.randn(3, 16, 16, generator=g),
-                    data_samples=torch.tensor(index % 2))
 
 
 class Recorder(Hook):
@@ -62,10 +49,7 @@ def build_runner(work_dir, toy_teacher, max_iters, milestones, **kwargs):
     recorder = Recorder()
     runner = Runner(
         model=model, work_dir=str(work_dir),
-        train_dataloader=dict(
-            dataset=ToyImages(), batch_size=4, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=True),
-            collate_fn=dict(type='default_collate')),
+        train_dataloader=toy_loader(),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(
@@ -182,3 +166,31 @@ def test_ddp_policies_identical_on_both_ranks(tmp_path, toy_teacher,
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     mp.start_processes(_ddp_worker, args=(str(tmp_path), toy_teacher),
                        nprocs=2, start_method='spawn')
+
+
+def _frozen_ddp_worker(rank, work_dir, toy_teacher):
+    torch.set_num_threads(1)
+    os.environ.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1')
+    dist.init_process_group('gloo', init_method=f'file://{work_dir}/init',
+                            rank=0, world_size=1)
+    runner = None
+    try:
+        runner, _ = build_runner(
+            work_dir, toy_teacher, 2, [1, 2], launcher='pytorch',
+            cfg=dict(model_wrapper_cfg=dict(
+                type='pyramidkd_mm.CPUDistributedDataParallel',
+                find_unused_parameters=False)))
+        with pytest.raises(ValueError, match='find_unused_parameters'):
+            runner.train()
+    finally:
+        del runner
+        gc.collect()
+        dist.destroy_process_group()
+
+
+def test_phase_2_freeze_under_ddp_needs_unused_parameters(tmp_path,
+                                                          toy_teacher):
+    """Freezing the backbone after DDP wrapped the model needs
+    find_unused_parameters; without it: one clear error at the start."""
+    mp.start_processes(_frozen_ddp_worker, args=(str(tmp_path), toy_teacher),
+                       nprocs=1, start_method='spawn')

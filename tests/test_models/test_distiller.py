@@ -93,13 +93,18 @@ def test_masked_levels_and_samples_do_no_work(toy_teacher):
                            for n in ('layer1', 'layer2', 'layer3')})
     connectors = count_calls(dict(model.connectors))
     losses = model.loss(*batch())
-    # The teacher sees the 2 selected samples, only as deep as c3 needs.
-    assert teacher == {'layer1': [2], 'layer2': [2], 'layer3': []}
+    # The teacher sees the 2 selected samples, each only as deep as its
+    # levels need: c3 for one, c2 for the other (c4 gets an empty batch).
+    assert teacher == {'layer1': [2], 'layer2': [1], 'layer3': [0]}
     assert connectors == {'c2': [2], 'c3': [1], 'c4': []}
     assert losses['loss_distill_c4'].item() == 0
     assert losses['sel_c2'].item() == pytest.approx(0.5)
     # Relative cost: a c3-deep prefix for 1 sample, c2 for another, of 4.
-    assert 0 < losses['distill_cost'].item() < 0.5
+    full = model.teacher_cost(torch.ones(1, 3, dtype=torch.bool)).item()
+    c2, c3 = (model.teacher_cost(torch.tensor([m]).bool()).item()
+              for m in ([1, 0, 0], [0, 1, 0]))
+    assert full == pytest.approx(1)
+    assert losses['distill_cost'].item() == pytest.approx((c2 + c3) / 4)
 
     model.selector = RowSelector(torch.zeros(4, 3, dtype=torch.bool))
     teacher['layer1'].clear()
@@ -116,14 +121,6 @@ def test_fixed_selector_from_config(toy_teacher):
         make(toy_teacher, selector=dict(type='FixedSelector', mask=['p9']))
     with pytest.raises(ValueError, match='has 2 flags'):
         make(toy_teacher, selector=dict(type='FixedSelector', mask=[1, 0]))
-
-
-def test_mask_cost_grows_with_depth(toy_teacher):
-    model = make(toy_teacher)
-    costs = model.mask_cost(torch.tensor(
-        [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [0, 0, 0]]).bool())
-    assert costs[0] < costs[1] < costs[2] == costs[3] == 1
-    assert costs[4] == 0
 
 
 def test_clear_errors(toy_teacher, tmp_path):
@@ -166,8 +163,70 @@ def test_gradnorm_reweights_the_level_losses(toy_teacher):
     losses = model.loss(inputs, labels)
     with torch.no_grad(), model.student_tap.capture() as feats:
         model.student.extract_feat(inputs)
-        raw, _ = model.distill(inputs, feats,
-                               torch.ones(4, 3, dtype=torch.bool))
+        raw = model.distill(inputs, feats,
+                            torch.ones(4, 3, dtype=torch.bool)).losses
     assert losses['loss_distill_c2'].item() == pytest.approx(
         (losses['gradnorm_w_distill_c2'] * raw[:, 0].mean()).item(),
         rel=1e-5)
+
+
+def nan_row(module, row):
+    """A forward hook that makes one row of the module's output NaN."""
+    def hook(m, args, out):
+        out = out.clone()
+        out[row] = float('nan')
+        return out
+    return module.register_forward_hook(hook)
+
+
+def train_step(model, seed=0):
+    losses = model.loss(*batch(seed=seed))
+    optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.parse_losses(losses)[0].backward()
+    optim.step()
+    return losses
+
+
+def test_non_finite_teacher_features_are_left_out(toy_teacher):
+    torch.manual_seed(0)
+    model = make(toy_teacher, student_channels=(2, 4, 8)).train()
+    nan_row(model.teacher.backbone.layer2, row=1)  # c3 and c4 of sample 1
+    losses = train_step(model)
+    assert losses['distill_nonfinite'].item() == 2
+    assert all(losses[f'loss_distill_{n}'].item() > 0 for n in LEVELS)
+    assert all(p.isfinite().all() for p in model.parameters())
+
+
+def test_non_finite_distillation_loss_skips_distillation(toy_teacher):
+    torch.manual_seed(0)
+    model = make(toy_teacher, student_channels=(2, 4, 8)).train()
+    nan_row(model.connectors['c3'], row=2)  # on the student's side
+    before = [p.detach().clone() for p in model.connectors.parameters()]
+    losses = train_step(model)
+    assert losses['distill_nonfinite'].item() == 1
+    assert all(losses[f'loss_distill_{n}'].item() == 0 for n in LEVELS)
+    assert losses['loss_cls'].isfinite()  # the student's own loss trains
+    assert all(p.isfinite().all() for p in model.parameters())
+    # no distillation gradient reached the connectors
+    assert all(torch.equal(b, p) for b, p in
+               zip(before, model.connectors.parameters()))
+
+
+def test_fp16_autocast_keeps_costs_and_losses_in_float32(toy_teacher):
+    torch.manual_seed(0)
+    model = make(toy_teacher, student_channels=(2, 4, 8), selector=dict(
+        type='RLSelector', policy=dict(hidden_dim=16))).train()
+    with torch.autocast('cpu', dtype=torch.float16):
+        losses = model.loss(*batch())
+    assert model._outcome['autocast'] == torch.float16
+    for name in LEVELS:
+        assert losses[f'loss_distill_{name}'].dtype == torch.float32
+    assert losses['distill_cost'].dtype == torch.float32
+    # No optimiser step: the outcome, recomputed under the same autocast,
+    # must measure exactly no change.
+    outcome = model.outcome()
+    assert outcome.loss_before.dtype == outcome.loss_after.dtype == \
+        torch.float32
+    assert (outcome.loss_before > 0).any()
+    torch.testing.assert_close(outcome.loss_after, outcome.loss_before,
+                               rtol=0, atol=0)

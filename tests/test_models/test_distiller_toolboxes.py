@@ -13,6 +13,8 @@ from mmengine.runner import Runner
 from pyramidkd_mm.models import build_teacher
 from pyramidkd_mm.registry import MODELS
 
+from conftest import REPO
+
 TASKS = {
     'det': ('coco/bbox_mAP', ('p2', 'p3', 'p4', 'p5')),
     'seg': ('mIoU', ('c2', 'c3', 'c4', 'c5')),
@@ -100,3 +102,39 @@ def test_distillation_off_reproduces_plain_training(digits_data,
             torch.testing.assert_close(kd_losses[key], value)
         assert all(kd_losses[f'loss_distill_{n}'] == 0
                    for n in ('p2', 'p3', 'p4', 'p5'))
+
+
+def test_fp16_autocast_costs_of_the_detection_distiller():
+    """Raw FLOP counts (1e7-1e9) overflow float16: costs must stay finite
+    float32 fractions under autocast."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs/digits/det_uniform_kd.py'))
+    cfg.model.teacher.checkpoint = None
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    mask = torch.tensor([[1, 0, 1, 1], [0, 1, 0, 0], [1, 1, 1, 1],
+                         [0, 0, 0, 0]]).bool()
+    expected = model.teacher_cost(mask)
+    with torch.autocast('cpu', dtype=torch.float16):
+        cost = model.teacher_cost(mask)
+    assert cost.dtype == torch.float32 and cost.isfinite().all()
+    torch.testing.assert_close(cost, expected)
+    assert expected[2] == pytest.approx(1) and expected[3] == 0
+
+
+@pytest.mark.parametrize('task', sorted(TASKS))
+def test_teacher_free_heuristic_on_every_toolbox(task, digits_data, tmp_path,
+                                                 monkeypatch):
+    """UncertaintySelector reads each toolbox's predictions and distills
+    the least sure half of every batch (batch 2: exactly one sample)."""
+    monkeypatch.chdir(digits_data + '/../..')
+    cfg = tiny(Config.fromfile(f'configs/digits/{task}_uniform_kd.py'),
+               tmp_path)
+    cfg.model.teacher.checkpoint = None
+    cfg.model.selector = dict(type='UncertaintySelector', budget=0.5)
+    runner = Runner.from_cfg(cfg)
+    costs = []
+    runner.model.selector.register_forward_hook(
+        lambda m, args, mask: costs.append(
+            runner.model.teacher_cost(mask).tolist()))
+    runner.train()
+    assert costs and all(sorted(c) == [0, 1] for c in costs)

@@ -173,6 +173,7 @@ def test_non_finite_values_skip_the_update():
     gradnorm(losses, net.shared.parameters())
     assert torch.equal(gradnorm.weights, torch.ones(3))
     assert not gradnorm.initialized.any()
+    assert gradnorm.nonfinite_updates == 1  # counted (and logged)
 
 
 def _load_tool(name):

@@ -1,12 +1,17 @@
-"""PyramidTap on a real mmdet FPN: skipped levels do no output-conv work."""
+"""PyramidTap on real mmdet / mmseg models: the teacher's pyramid is computed
+per sample, and the FLOPs it actually spends are what the distiller logs."""
+import pytest
 import torch
+from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from torch import nn
 
 from pyramidkd_mm.models import PyramidTap
 from pyramidkd_mm.registry import MODELS
 
 from conftest import REPO
+from test_distiller import RowSelector
 
 
 def build(name):
@@ -15,46 +20,100 @@ def build(name):
         return MODELS.build(cfg.model).eval()
 
 
-def test_fpn_skips_output_convs_of_unneeded_levels():
+def batch_sizes(modules):
+    """Forward hooks recording the batch size of every call."""
+    calls = [[] for _ in modules]
+    for i, module in enumerate(modules):
+        module.register_forward_hook(
+            lambda m, a, o, i=i: calls[i].append(a[0].shape[0]))
+    return calls
+
+
+def test_fpn_runs_each_output_conv_on_the_rows_that_selected_it():
     model = build('det_student')
     tap = PyramidTap(model)
     assert tap.source == 'neck'
-    calls = []
-    for i, conv in enumerate(model.neck.fpn_convs):
-        conv.register_forward_hook(lambda m, a, o, i=i: calls.append(i))
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(3, 3, 64, 64)
+    mask = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 1], [1, 1, 0, 0]]).bool()
     with torch.no_grad():
-        full = tap.extract(x, [1, 1, 1, 1])
-        assert sorted(calls) == [0, 1, 2, 3]
-        calls.clear()
-        part = tap.extract(x, [0, 1, 0, 0])
-    assert calls == [1]
-    torch.testing.assert_close(part[1], full[1])
-    assert isinstance(model.neck.fpn_convs[0], torch.nn.Module) and \
-        not isinstance(model.neck.fpn_convs[0], torch.nn.Identity)
+        full = tap.extract(x, torch.ones(3, 4, dtype=torch.bool))
+        calls = batch_sizes(model.neck.fpn_convs)
+        lateral = batch_sizes(model.neck.lateral_convs)
+        part = tap.extract(x, mask)
+    assert calls == [[2], [2], [], [1]]
+    assert lateral == [[3]] * 4  # laterals and top-down path: every row
+    assert part[2] is None
+    for level in (0, 1, 3):
+        torch.testing.assert_close(part[level], full[level][mask[:, level]])
+    assert not any(isinstance(c, nn.Identity) for c in model.neck.fpn_convs)
 
 
-def test_backbone_stops_after_the_deepest_needed_stage():
+def test_backbone_runs_each_stage_on_the_rows_that_reach_it():
     model = build('seg_student')
     tap = PyramidTap(model)
     assert tap.source == 'backbone'
-    calls = []
-    for name in model.backbone.res_layers:
-        getattr(model.backbone, name).register_forward_hook(
-            lambda m, a, o, name=name: calls.append(name))
+    stages = [getattr(model.backbone, n) for n in model.backbone.res_layers]
+    x = torch.randn(3, 3, 64, 64)
+    mask = torch.tensor([[1, 0, 0, 0], [1, 1, 1, 0], [0, 1, 0, 0]]).bool()
     with torch.no_grad():
-        feats = tap.extract(torch.randn(1, 3, 64, 64), [1, 1, 0, 0])
-    assert calls == ['layer1', 'layer2']
-    assert feats[2] is None and feats[3] is None
+        full = tap.extract(x, torch.ones(3, 4, dtype=torch.bool))
+        calls = batch_sizes(stages)
+        part = tap.extract(x, mask)
+    # Deepest selected level per row: c2, c4, c3; C5 on an empty batch.
+    assert calls == [[3], [2], [1], [0]]
+    assert part[3] is None
+    for level in range(3):
+        torch.testing.assert_close(part[level], full[level][mask[:, level]])
 
 
-def test_level_costs_split_the_whole_pyramid():
-    model = build('det_student')
-    shared, prefix, own = PyramidTap(model).level_costs(
-        torch.zeros(1, 3, 64, 64), 4)
-    assert shared > 0 and (own > 0).all() and (prefix == 0).all()
-    # P2's output conv works on 4x the positions of P3's.
-    assert own[0] == 4 * own[1]
-    shared, prefix, own = PyramidTap(build('seg_student')).level_costs(
-        torch.zeros(1, 3, 64, 64), 4)
-    assert (prefix.diff() > 0).all() and (own == 0).all()
+class TeacherCall(nn.Module):
+    """The teacher extraction a distiller made, replayed for the FLOP
+    analyser (which traces the ops that actually run)."""
+
+    def __init__(self, tap, mask):
+        super().__init__()
+        self.tap, self.mask = tap, mask
+        self.model = tap.model  # so the analyser sees its modules
+
+    def forward(self, inputs):
+        return tuple(f for f in self.tap.extract(inputs, self.mask)
+                     if f is not None)
+
+
+def teacher_flops(tap, inputs, mask):
+    with torch.no_grad():
+        flops = FlopAnalyzer(TeacherCall(tap, mask), (inputs, ))
+        flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        return flops.total()
+
+
+@pytest.mark.parametrize('task', ['det', 'seg'])
+def test_logged_cost_is_the_teacher_flops_actually_spent(task):
+    """A mixed per-sample mask: the cost the distiller logs as
+    ``distill_cost`` (``teacher_cost``, mean over the batch) equals the
+    FLOPs of the teacher calls its ``distill`` made (mmengine's analyser),
+    relative to distilling every level of every sample."""
+    cfg = Config.fromfile(f'{REPO}/configs/digits/{task}_uniform_kd.py')
+    cfg.model.teacher.checkpoint = None
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model).train()
+    mask = torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 1, 0],
+                         [1, 1, 1, 1], [0, 0, 0, 1]]).bool()
+    model.selector = RowSelector(mask)
+    calls = []
+    extract = model.teacher_tap.extract
+    model.teacher_tap.extract = lambda x, m: calls.append((x, m)) or \
+        extract(x, m)
+    inputs = torch.randn(5, 3, 64, 64)
+    with torch.no_grad(), model.student_tap.capture() as feats:
+        model.student.extract_feat(inputs)
+        result = model.distill(inputs, feats[:4], mask)
+    logged = model.teacher_cost(mask).mean().item()
+    assert len(calls) == 1
+    spent = teacher_flops(model.teacher_tap, *calls[0])
+    every = teacher_flops(model.teacher_tap, inputs[:1],
+                          torch.ones(1, 4, dtype=torch.bool))
+    assert 0.2 < logged < 0.8
+    assert spent / (5 * every) == pytest.approx(logged, rel=1e-3)
+    assert (result.losses[mask] > 0).all()
+    assert (result.losses[~mask] == 0).all()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from test_distiller import LEVELS, batch, make
+from test_distiller import LEVELS, batch, count_calls, make
 
 RL = dict(type='RLSelector', policy=dict(hidden_dim=16), rollout_iters=2,
           ppo=dict(minibatch_size=4, lr=1e-2))
@@ -19,7 +19,7 @@ def step(model, optimizer, seed):
     optimizer.zero_grad()
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     optimizer.step()
-    return losses, model.selector.learn(*model.outcome())
+    return losses, model.selector.learn(model.outcome())
 
 
 def student_optimizer(model):
@@ -72,12 +72,14 @@ def test_outcome_measures_the_step_on_the_selected_pairs(toy_teacher):
     optimizer.zero_grad()
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     optimizer.step()
-    mask = model._outcome[1]
-    before, after, cost = model.outcome()
+    mask = model._outcome['mask']
+    outcome = model.outcome()
+    before, after, cost = outcome.loss_before, outcome.loss_after, \
+        outcome.cost
     assert torch.equal(before != 0, mask) and torch.equal(after != 0, mask)
     # the student stepped towards the teacher on the distilled pairs
     assert (after[mask] < before[mask]).float().mean() > 0.5
-    torch.testing.assert_close(cost, model.mask_cost(mask))
+    torch.testing.assert_close(cost, model.teacher_cost(mask))
     assert model._outcome is None
 
 
@@ -129,5 +131,90 @@ def test_a_smaller_last_batch_is_not_stored(toy_teacher):
     optimizer.zero_grad()
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     optimizer.step()
-    stats = model.selector.learn(*model.outcome())
+    stats = model.selector.learn(model.outcome())
     assert 'reward' in stats and model.selector.buffer.pos == 1
+
+
+def test_non_finite_outcome_is_not_rewarded(toy_teacher):
+    model = rl_model(toy_teacher)
+    optimizer = student_optimizer(model)
+    step(model, optimizer, seed=1)
+    env_state = {k: v.clone() for k, v in model.selector.env.state_dict()
+                 .items()}
+    losses = model.loss(*batch(seed=2))
+    optimizer.zero_grad()
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    optimizer.step()
+    outcome = model.outcome()
+    outcome.loss_after[0, 0] = float('nan')
+    assert model.selector.learn(outcome) == dict(nonfinite=1.0)
+    assert model.selector.buffer.pos == 1  # the step was not stored
+    for key, value in model.selector.env.state_dict().items():
+        assert torch.equal(value, env_state[key]), key
+    assert not model.selector.needs_outcome  # ready for the next decision
+
+
+def rl_variant(toy_teacher, **options):
+    torch.manual_seed(0)
+    selector = dict(RL, **options)
+    return make(toy_teacher, selector=selector).train()
+
+
+@pytest.mark.parametrize('action,decisions', [
+    ('sample', 1), ('sample_levels', 1 + len(LEVELS))])
+def test_sample_actions_skip_whole_samples(toy_teacher, action, decisions):
+    model = rl_variant(toy_teacher, action=action)
+    assert model.selector.policy.num_levels == decisions
+    optimizer = student_optimizer(model)
+    masks = []
+    model.selector.register_forward_hook(
+        lambda m, args, mask: masks.append(mask))
+    for seed in range(3):  # a PPO update after 2 steps, then one more
+        step(model, optimizer, seed)
+    decision = model.selector.buffer.actions[0]  # the third step's
+    assert decision.shape == (4, decisions)
+    mask = masks[2]
+    if action == 'sample':  # all levels of a sample, or none
+        assert (mask == mask[:, :1]).all()
+        torch.testing.assert_close(mask.float(), decision.expand(-1, 3))
+    else:
+        expected = decision[:, :1].bool() & decision[:, 1:].bool()
+        assert torch.equal(mask, expected)
+
+
+def test_gap_reward_needs_no_pass_after_the_step(toy_teacher):
+    model = rl_variant(toy_teacher, env=dict(reward='gap'))
+    assert not model.selector.needs_after_pass
+    optimizer = student_optimizer(model)
+    losses = model.loss(*batch(seed=1))
+    optimizer.zero_grad()
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    optimizer.step()
+    passes = count_calls({'student': model.student.backbone.layer1})
+    outcome = model.outcome()
+    assert outcome.loss_after is None and passes['student'] == []
+    stats = model.selector.learn(outcome)
+    # the gain is the distance from the teacher on what was distilled
+    scale = model.selector.env.level_scale
+    gap = (outcome.loss_before / scale).sum(1)
+    assert stats['gain'] == pytest.approx(gap.mean().item(), rel=1e-5)
+
+
+def test_entropy_signal_is_in_the_state(toy_teacher):
+    model = rl_variant(toy_teacher, signals=('entropy', ))
+    assert model.selector.policy.state_dim == 16 + 28 + 5 + 1
+    inputs, labels = batch(seed=4)
+    model.loss(inputs, labels)
+    states = model.selector._pending[0]
+    with torch.no_grad():
+        logits = model.student(inputs)
+    probs = logits.softmax(1)
+    entropy = -(probs * probs.log()).sum(1) / torch.log(torch.tensor(2.))
+    torch.testing.assert_close(states[:, -1], entropy)
+
+
+def test_unknown_action_or_signal_is_one_clear_error(toy_teacher):
+    with pytest.raises(ValueError, match='action must be one of'):
+        rl_variant(toy_teacher, action='pairs')
+    with pytest.raises(ValueError, match='unknown RLSelector signals'):
+        rl_variant(toy_teacher, signals=('loss', ))

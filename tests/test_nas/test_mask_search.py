@@ -18,9 +18,16 @@ FINETUNE = 6
 
 
 class IterCounter(Hook):
+    """Counts the iterations and records, per iteration, the learning rate
+    and a draw of torch's random generator."""
 
     def __init__(self):
         self.count = 0
+        self.seen = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.seen.append((runner.optim_wrapper.get_lr()['lr'][0],
+                          torch.rand(()).item()))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -34,6 +41,8 @@ def search_runner(tmp_path, loop, resume=False, **loop_args):
     runner = toy_task.build_runner(
         tmp_path, tmp_path / 'work', dict(type='FixedSelector', mask=[1] * 3),
         train_cfg, custom_hooks=[counter], resume=resume,
+        param_scheduler=dict(type='LinearLR', start_factor=0.1,
+                             by_epoch=False, begin=0, end=4),
         val_dataloader=toy_task.loader(toy_task.SignalImages(offset=1000),
                                        shuffle=False),
         val_evaluator=dict(type='NegativeSquaredError'),
@@ -58,6 +67,28 @@ def test_exhaustive_evaluates_every_mask_and_finds_the_best(tmp_path):
             by_mask[()]['metrics']['neg_mse'])
     assert by_mask[('c2', 'c3')]['metrics']['neg_mse'] == pytest.approx(
         by_mask[('c3', )]['metrics']['neg_mse'], rel=1e-5)
+
+
+def test_every_candidate_sees_the_same_schedule_and_randomness(tmp_path):
+    runner, counter = search_runner(tmp_path, 'ExhaustiveSearchLoop')
+    runner.train()
+    per_mask = [counter.seen[i:i + FINETUNE]
+                for i in range(0, len(counter.seen), FINETUNE)]
+    assert len(per_mask) == 8
+    assert per_mask[0][0][0] < per_mask[0][-1][0]  # the warm-up
+    assert all(seen == per_mask[0] for seen in per_mask)
+    # A resumed search trains the missing candidates exactly as the
+    # uninterrupted one did.
+    cache = read(tmp_path, 'mask_search.json')
+    with open(tmp_path / 'work' / 'mask_search.json', 'w') as f:
+        json.dump(dict(list(cache.items())[:3]), f)
+    resumed, counter = search_runner(tmp_path, 'ExhaustiveSearchLoop',
+                                     resume=True)
+    resumed.train()
+    assert counter.count == 5 * FINETUNE
+    again = read(tmp_path, 'mask_search.json')
+    assert {k: v['metrics'] for k, v in again.items()} == {
+        k: v['metrics'] for k, v in cache.items()}
 
 
 def test_evolution_finds_the_best_with_fewer_evaluations(tmp_path):

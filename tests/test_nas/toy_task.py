@@ -142,11 +142,13 @@ def write_kd_config(tmp_path):
 def build_runner(tmp_path, work_dir, selector, train_cfg, **kwargs):
     """A Runner training the toy distiller with ``selector``."""
     kwargs.setdefault('randomness', dict(seed=0))
+    kwargs.setdefault('optim_wrapper', dict(optimizer=dict(type='SGD',
+                                                           lr=0.1)))
     kwargs.setdefault('default_hooks', dict(
         checkpoint=dict(type='CheckpointHook', interval=-1, save_last=False),
         logger=dict(type='LoggerHook', interval=10)))
     return Runner(
         model=model_cfg(tmp_path, selector), work_dir=str(work_dir),
         train_dataloader=loader(SignalImages()),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+
         train_cfg=train_cfg, default_scope='pyramidkd_mm', **kwargs)

@@ -89,6 +89,19 @@ def test_update_metrics_and_first_minibatch_is_on_policy():
                for a, b in zip(before, policy.parameters()))
 
 
+def test_non_finite_gradient_skips_the_minibatch():
+    torch.manual_seed(0)
+    policy = PolicyNetwork(STATE_DIM, LEVELS, hidden_dim=16)
+    buffer = fill_buffer(policy)
+    buffer.advantages[3, 1] = float('nan')  # e.g. a NaN reward
+    trainer = PPOTrainer(policy, epochs=1, minibatch_size=64)
+    start = torch.nn.utils.parameters_to_vector(policy.parameters()).clone()
+    trainer.update(buffer)  # one minibatch holding the NaN
+    moved = torch.nn.utils.parameters_to_vector(policy.parameters())
+    assert torch.equal(start, moved) and trainer.nonfinite_steps == 1
+    assert not trainer.optimizer.state  # Adam's moments untouched
+
+
 def test_state_dict_resumes_optimizer():
     torch.manual_seed(0)
     policy = PolicyNetwork(STATE_DIM, num_levels=LEVELS, hidden_dim=16)

@@ -33,7 +33,9 @@ def test_rl_kd_trains_and_draws_its_heatmap(tmp_path, digits_data):
     rows = [line for line in table.splitlines() if line.startswith('| ')]
     assert rows[0].startswith('| group | n | p2 | p3 | p4 | p5 |')
     groups = [row.split('|')[1].strip() for row in rows[1:]]
-    assert groups and set(groups) <= {'small', 'medium', 'large'}
+    assert set(groups) & {'small', 'medium', 'large'}
+    assert set(groups) - {'small', 'medium', 'large'} == {
+        'sure', 'middle', 'unsure'}  # difficulty thirds of the student
     rates = [float(v) for row in rows[1:] for v in row.split('|')[3:7]]
     assert all(0 <= r <= 1 for r in rates)
     assert out.stat().st_size > 0

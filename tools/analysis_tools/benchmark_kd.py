@@ -7,15 +7,21 @@ real batches of the digits data: ``student`` trains the plain student,
 distillation losses), ``kd_gradnorm`` the same with GradNorm balancing the
 level losses, ``rl_policy`` and ``rl_joint`` train the RL-KD
 distiller in phase 2 (student backbone frozen) and phase 3, including the
-reward measurement after each step and the PPO updates, and ``teacher`` runs
+reward measurement after each step and the PPO updates, ``rl_meta`` trains
+``{task}_rl_kd_meta.py`` in phase 4 (meta-updates over the run's rollouts
+and the recorded tasks instead of PPO), and ``teacher`` runs
 the teacher's pyramid forward under no_grad (the extra work KD adds). Ratios
 are taken against the student and uniform KD, measured side by side in one
 run. The RL modes use the policy of ``--rl-checkpoint`` (a det_rl_kd run) if
 given, else a freshly initialised one (which selects about half the levels
-at random); the distill cost column says which compute they spent.
+at random; ``rl_meta`` always starts fresh). Two measures of the teacher
+compute a mode spent stand side by side: ``distill_cost`` as the distiller
+logs it (FLOPs of the teacher calls made, relative to uniform KD) and the
+measured wall time of its teacher calls relative to uniform KD's.
 
     python tools/analysis_tools/benchmark_kd.py [--task det] [--iters 20] \
-        [--rl-checkpoint work_dirs/det_rl_kd/iter_500.pth]
+        [--rl-checkpoint work_dirs/pareto/det/rl_b0.5_s0/iter_500.pth] \
+        [--rl-cfg-options model.selector.action=sample ...] [--modes ...]
 """
 import argparse
 import json
@@ -24,11 +30,15 @@ import resource
 import subprocess
 import sys
 import time
+from argparse import Namespace
 
-MODES = ('student', 'kd', 'kd_gradnorm', 'rl_policy', 'rl_joint', 'teacher')
+from mmengine.config import DictAction
+
+MODES = ('student', 'kd', 'kd_gradnorm', 'rl_policy', 'rl_joint', 'rl_meta',
+         'teacher')
 CONFIGS = dict(student='student', kd='uniform_kd', teacher='uniform_kd',
                kd_gradnorm='uniform_kd_gradnorm', rl_policy='rl_kd',
-               rl_joint='rl_kd')
+               rl_joint='rl_kd', rl_meta='rl_kd_meta')
 
 
 def rss_mib():
@@ -47,7 +57,23 @@ def rl_timers(model):
     return spent
 
 
-def measure(task, mode, iters, warmup, rl_checkpoint):
+def teacher_timer(model):
+    """Times every teacher pyramid call of the distiller; returns the list
+    of durations it fills."""
+    spent = []
+    extract = model.teacher_tap.extract
+
+    def timed(inputs, mask):
+        start = time.perf_counter()
+        out = extract(inputs, mask)
+        spent.append(time.perf_counter() - start)
+        return out
+
+    model.teacher_tap.extract = timed
+    return spent
+
+
+def measure(task, mode, iters, warmup, rl_checkpoint, rl_options=None):
     """Run one mode in this process; returns timing and memory."""
     import torch
     from mmengine.config import Config
@@ -59,11 +85,14 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
 
     from pyramidkd_mm.checkpoint import trust_checkpoints
     from pyramidkd_mm.datasets import prepare_data
+    from pyramidkd_mm.engine.meta_phase import MetaPhase
     from pyramidkd_mm.models import build_teacher
     from pyramidkd_mm.registry import MODELS
 
     torch.manual_seed(0)
     cfg = Config.fromfile(f'configs/digits/{task}_{CONFIGS[mode]}.py')
+    if mode.startswith('rl_') and rl_options:
+        cfg.merge_from_dict(rl_options)
     prepare_data(cfg)
     if cfg.get('data_preprocessor') is not None:  # as the Runner merges it
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
@@ -77,19 +106,28 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
                 cfg.model.teacher.checkpoint = None
             model = MODELS.build(cfg.model).train()
     rl = mode.startswith('rl_')
+    update = None
     if rl:
-        if rl_checkpoint:
+        if mode == 'rl_meta':  # phase 4, as DistillPhaseHook sets it up
+            meta = MetaPhase(**cfg.custom_hooks[0]['meta'])
+            meta.setup(model.selector.policy)
+            update = meta.update
+        elif rl_checkpoint:
             trust_checkpoints(rl_checkpoint)
             load_checkpoint(model, rl_checkpoint, map_location='cpu')
         model.selector.uniform = False
-        if mode == 'rl_policy':  # phase 2, as DistillPhaseHook freezes it
-            model.student.backbone.requires_grad_(False)
+        freeze = cfg.custom_hooks[0].get('freeze', 'backbone')
+        if mode == 'rl_policy' and freeze:  # phase 2, as the hook freezes
+            model.student.get_submodule(freeze).requires_grad_(False)
         policy_s = rl_timers(model)
+    distiller = mode not in ('student', 'teacher')
+    teacher_s = teacher_timer(model) if distiller else []
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3,
                                          momentum=0.9))
     base = rss_mib()
-    times, costs, learn_s, outcome_s = [], [], [], []
+    times, costs, learn_s, outcome_s, teacher_iter_s = [], [], [], [], []
     for i, data in enumerate(batches):
+        teacher_s.clear()
         start = time.perf_counter()
         if mode == 'teacher':
             with torch.no_grad():
@@ -103,16 +141,18 @@ def measure(task, mode, iters, warmup, rl_checkpoint):
             outcome = model.outcome()
             outcome_s.append(time.perf_counter() - mark)
             mark = time.perf_counter()
-            model.selector.learn(*outcome)
+            model.selector.learn(outcome, update=update)
             learn_s.append(time.perf_counter() - mark)
         if i >= warmup:
             times.append(time.perf_counter() - start)
+            teacher_iter_s.append(sum(teacher_s))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     iter_s = sum(times) / len(times)
     result = dict(mode=mode, iter_s=iter_s, peak_mib=peak,
                   peak_over_model_mib=peak - base)
-    if mode not in ('student', 'teacher'):
+    if distiller:
         result['distill_cost'] = sum(costs[warmup:]) / len(times)
+        result['teacher_s'] = sum(teacher_iter_s) / len(times)
     if rl:  # shares of an iteration, over the measured iterations
         result['policy_ppo_share'] = (sum(policy_s[warmup:])
                                       + sum(learn_s[warmup:])) / sum(times)
@@ -127,13 +167,24 @@ def main():
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--rl-checkpoint',
                         help='a det_rl_kd checkpoint whose policy to use')
+    parser.add_argument('--rl-cfg-options', nargs='+', default=[],
+                        help='key=value overrides of the RL modes\' config '
+                        '(an RL-KD variant, as its run was trained)')
+    parser.add_argument('--modes', nargs='+', choices=MODES,
+                        help='a subset of the modes (student and kd are '
+                        'always measured: the ratios need them)')
     parser.add_argument('--mode', choices=MODES, help='(internal) one mode')
     args = parser.parse_args()
     if args.mode:
+        rl_options = Namespace()
+        DictAction(option_strings=[], dest='options')(
+            None, rl_options, args.rl_cfg_options)
         print(json.dumps(measure(args.task, args.mode, args.iters,
-                                 args.warmup, args.rl_checkpoint)))
+                                 args.warmup, args.rl_checkpoint,
+                                 rl_options.options)))
         return
-    modes = [m for m in MODES if os.path.exists(
+    wanted = set(args.modes or MODES) | {'student', 'kd'}
+    modes = [m for m in MODES if m in wanted and os.path.exists(
         f'configs/digits/{args.task}_{CONFIGS[m]}.py')]
     results = {}
     for mode in modes:
@@ -142,7 +193,9 @@ def main():
             [sys.executable, __file__, '--task', args.task, '--mode', mode,
              '--iters', str(args.iters), '--warmup', str(args.warmup)]
             + (['--rl-checkpoint', args.rl_checkpoint]
-               if args.rl_checkpoint else []),
+               if args.rl_checkpoint else [])
+            + (['--rl-cfg-options', *args.rl_cfg_options]
+               if args.rl_cfg_options else []),
             capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f'{mode} failed:\n{proc.stderr[-3000:]}')
@@ -153,18 +206,24 @@ def main():
           f'warm-up, torch threads {threads}, RL policy '
           f'{args.rl_checkpoint or "freshly initialised"}')
     print('| mode | iter time | vs student | vs uniform KD | peak over model '
-          '| vs student | distill cost | policy+PPO | reward measurement |\n'
-          '|---|---|---|---|---|---|---|---|---|')
+          '| vs student | distill cost (FLOPs) | teacher time vs uniform KD '
+          '| policy+PPO | reward measurement |\n'
+          '|---|---|---|---|---|---|---|---|---|---|')
     for mode, r in results.items():
         share = (f"{r['policy_ppo_share']:.1%} | {r['outcome_share']:.1%}"
                  if 'policy_ppo_share' in r else '- | -')
-        cost = f"{r['distill_cost']:.2f}" if 'distill_cost' in r else '-'
+        cost = (f"{r['distill_cost']:.2f} | "
+                f"{r['teacher_s'] / kd['teacher_s']:.2f}"
+                if 'distill_cost' in r else '- | -')
         print(f"| {mode} | {r['iter_s']:.3f} s | "
               f"{r['iter_s'] / ref['iter_s']:.2f}x | "
               f"{r['iter_s'] / kd['iter_s']:.2f}x | "
               f"{r['peak_over_model_mib']:.0f} MiB | "
               f"{r['peak_over_model_mib'] / ref['peak_over_model_mib']:.2f}x "
               f"| {cost} | {share} |")
+    if 'rl_meta' in results:
+        ratio = results['rl_meta']['iter_s'] / results['rl_joint']['iter_s']
+        print(f'phase 4 (meta) / phase 3 (joint) iteration time: {ratio:.2f}x')
 
 
 if __name__ == '__main__':

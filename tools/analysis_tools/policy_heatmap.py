@@ -1,12 +1,16 @@
 """Draw the RL policy's selection rate per pyramid level as a heatmap.
 
 Runs a trained RL-KD checkpoint's policy over the validation set and averages
-each level's selection probability (the policy's Bernoulli mean, the rate at
-which it distills the level while learning; the deterministic choice is
+each level's selection probability (the rate at which the learning policy
+distills the level, whatever its action space: see
+:meth:`RLSelector.level_probabilities`; the deterministic choice is
 ``probability > 0.5``) by group: object-size bucket for detection (COCO's
 small / medium / large areas; each object counts its image's
 probabilities), class for classification and segmentation (each class
-present in the image counts it). Prints the table and writes a PNG.
+present in the image counts it), and difficulty for every task (the
+student's prediction entropy on the image, in thirds over the validation
+set: ``sure``, ``middle``, ``unsure``). A policy that discriminates selects
+at different rates across groups. Prints the table and writes a PNG.
 
     python tools/analysis_tools/policy_heatmap.py \\
         configs/digits/det_rl_kd.py work_dirs/det_rl_kd/iter_500.pth \\
@@ -24,12 +28,14 @@ from tqdm import tqdm
 
 from pyramidkd_mm.checkpoint import trust_checkpoints
 from pyramidkd_mm.models import RLSelector
+from pyramidkd_mm.models.prediction_entropy import PredictionEntropy
 from pyramidkd_mm.registry import MODELS
 
 matplotlib.use('Agg')  # files only: no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 
 SIZES = (('small', 32**2), ('medium', 96**2), ('large', float('inf')))
+DIFFICULTY = ('sure', 'middle', 'unsure')
 
 
 def groups(sample, classes):
@@ -50,21 +56,23 @@ def groups(sample, classes):
 @torch.no_grad()
 def selection_rates(model, loader, classes):
     """Mean selection probability per (group, level)."""
-    totals, counts = defaultdict(float), defaultdict(int)
-    selector = model.selector
+    entropy = PredictionEntropy(model.student)  # the student's difficulty
+    samples = []  # (groups, entropy, probabilities) per image
     for data in tqdm(loader, desc='policy'):
         data = model.data_preprocessor(data, False)
         with model.student_tap.capture() as pyramid:
-            model.student.extract_feat(data['inputs'])
-        states = selector.env.reset(pyramid.top,
-                                    pyramid[:len(selector.levels)])
-        actions, _, _ = selector.policy.select_action(states,
-                                                      deterministic=True)
-        probs = selector.policy.logits(states, actions).sigmoid()
-        for prob, sample in zip(probs, data['data_samples']):
-            for group in groups(sample, classes):
-                totals[group] = totals[group] + prob
-                counts[group] += 1
+            model.student.predict(data['inputs'], data['data_samples'])
+        probs = model.selector.level_probabilities(pyramid)
+        for sample, h, prob in zip(data['data_samples'],
+                                   entropy.take(len(probs)), probs):
+            samples.append((groups(sample, classes), h.item(), prob))
+    cuts = torch.tensor([h for _, h, _ in samples]).quantile(
+        torch.tensor([1 / 3, 2 / 3])).tolist()
+    totals, counts = defaultdict(float), defaultdict(int)
+    for names, h, prob in samples:
+        for group in names + [DIFFICULTY[sum(h > c for c in cuts)]]:
+            totals[group] = totals[group] + prob
+            counts[group] += 1
     return {g: (totals[g] / counts[g]).tolist() for g in totals}, counts
 
 
@@ -121,7 +129,7 @@ def main():
     meta = loader.dataset.metainfo
     classes = list(meta.get('classes', ()))
     rates, counts = selection_rates(model, loader, classes)
-    names = order(rates, [n for n, _ in SIZES] + classes)
+    names = order(rates, [n for n, _ in SIZES] + classes + list(DIFFICULTY))
     rates = {g: rates[g] for g in names}
     levels = list(model.selector.levels)
     print('| group | n | ' + ' | '.join(levels) + ' |\n|---|---|'

@@ -1,0 +1,154 @@
+"""Training runs that are trained once: the run-and-cache code of the bench
+tools (the Pareto grid, the demo, the layer-search retrains).
+
+A :class:`TrainingRun` is a config, its ``--cfg-options`` and a work_dir.
+:func:`run_cached` trains it with ``tools/train.py`` in a subprocess unless
+the work_dir holds the record of the same run, and returns that record: the
+final validation metrics, the teacher compute the run spent (the mean of the
+logged ``distill_cost``, see :class:`TeacherCost`) and its wall time. The
+record is written only once the run has finished, and an unfinished work_dir
+is cleared before the run starts again, so an interrupted grid resumes
+without counting a run twice or training a finished one again.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import time
+from argparse import Namespace
+from dataclasses import asdict, dataclass, field
+from glob import glob
+
+from mmengine.config import Config, DictAction
+
+from .scope import PACKAGE_DIR
+
+RECORD = 'run_record.json'
+
+
+def tools_root():
+    """This package's ``tools/`` (installed under ``.mim``, or the
+    checkout's)."""
+    for root in (osp.join(PACKAGE_DIR, '.mim', 'tools'),
+                 osp.join(osp.dirname(PACKAGE_DIR), 'tools')):
+        if osp.isdir(root):
+            return root
+    raise FileNotFoundError(f'no tools/ found beside {PACKAGE_DIR}')
+
+
+@dataclass
+class TrainingRun:
+    """One training run.
+
+    Attributes:
+        config (str): the config file.
+        work_dir (str): where it trains; its record is kept there.
+        options (list[str]): ``--cfg-options`` entries, ``key=value``.
+    """
+    config: str
+    work_dir: str
+    options: list = field(default_factory=list)
+
+    def fingerprint(self):
+        """Hash of the resolved config with the options applied: a record
+        of an edited config (or of one of its bases) is not reused."""
+        cfg = Config.fromfile(self.config)
+        if self.options:  # parsed as the tools' --cfg-options are
+            parsed = Namespace()
+            DictAction(option_strings=[], dest='options')(
+                None, parsed, self.options)
+            cfg.merge_from_dict(parsed.options)
+        return hashlib.sha1(cfg.pretty_text.encode()).hexdigest()
+
+
+@dataclass
+class RunRecord:
+    """What a finished run measured.
+
+    Attributes:
+        run (dict): the :class:`TrainingRun` it belongs to.
+        fingerprint (str): :meth:`TrainingRun.fingerprint` when it ran.
+        metrics (dict): the last validation metrics.
+        distill_cost (float | None): mean teacher compute spent per sample
+            over training, as a fraction of uniform KD (None: no distiller).
+        wall_s (float): wall time of the whole run (start, training,
+            validation).
+        iters (int): training iterations.
+    """
+    run: dict
+    fingerprint: str
+    metrics: dict
+    distill_cost: float
+    wall_s: float
+    iters: int
+
+    @classmethod
+    def load(cls, path):
+        with open(path) as f:
+            return cls(**json.load(f))
+
+
+def read_scalars(work_dir):
+    """Training and validation scalars of the latest run in ``work_dir``."""
+    logs = sorted(glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not logs:
+        return []
+    with open(logs[-1]) as f:
+        return [json.loads(line) for line in f]
+
+
+def summarize(work_dir):
+    """The last validation metrics, the mean logged ``distill_cost`` and the
+    last training iteration of a finished run."""
+    scalars = read_scalars(work_dir)
+    train = [s for s in scalars if 'loss' in s]
+    val = [s for s in scalars if 'loss' not in s and 'step' in s]
+    if not val:
+        raise RuntimeError(f'{work_dir} has no validation result')
+    costs = [s['distill_cost'] for s in train if 'distill_cost' in s]
+    metrics = {k: v for k, v in val[-1].items()
+               if k not in ('step', 'data_time', 'time')}
+    return metrics, (sum(costs) / len(costs) if costs else None), \
+        train[-1]['iter'] if train else 0
+
+
+def run_cached(run, force=False, env=None):
+    """Train ``run`` unless its work_dir records the same finished run.
+
+    Args:
+        run (TrainingRun): the run.
+        force (bool): train again even if a record exists.
+        env (dict, optional): extra environment variables of the process.
+
+    Returns:
+        RunRecord: the record of the finished run.
+    """
+    record = osp.join(run.work_dir, RECORD)
+    fingerprint = run.fingerprint()
+    if not force and osp.exists(record):
+        done = RunRecord.load(record)
+        if done.run == asdict(run) and done.fingerprint == fingerprint:
+            return done
+    shutil.rmtree(run.work_dir, ignore_errors=True)  # an unfinished run
+    os.makedirs(run.work_dir)
+    cmd = [sys.executable, osp.join(tools_root(), 'train.py'), run.config,
+           '--work-dir', run.work_dir]
+    if run.options:
+        cmd += ['--cfg-options', *run.options]
+    start = time.time()
+    with open(osp.join(run.work_dir, 'train.log'), 'w') as log:
+        result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, **(env or {})))
+    if result.returncode:
+        raise RuntimeError(f'training failed ({result.returncode}): '
+                           f'{" ".join(cmd)}; see {log.name}')
+    metrics, cost, iters = summarize(run.work_dir)
+    done = RunRecord(asdict(run), fingerprint, metrics, cost,
+                     time.time() - start, iters)
+    with open(record + '.tmp', 'w') as f:
+        json.dump(asdict(done), f, indent=2)
+    os.replace(record + '.tmp', record)
+    return done

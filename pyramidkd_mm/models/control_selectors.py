@@ -1,0 +1,111 @@
+"""The controls a learned selector must beat at the same spent compute: a
+random selector and a teacher-free heuristic.
+
+Random layer choice is about as good as any strategy in intermediate-layer
+KD ("Layer-Selection Strategy Doesn't Matter (Much)", arXiv 2502.04499), and
+distilling only the instances a student is least sure of matched full KD in
+DynamicKD (EMNLP 2021). Both controls here spend an expected ``budget`` of
+the teacher compute of uniform KD (:class:`TeacherCost`); a sample they do
+not select never enters the teacher.
+"""
+import math
+
+import torch
+
+from ..registry import MODELS
+from .prediction_entropy import PredictionEntropy
+from .selectors import LevelSelector
+
+
+def _check_budget(budget):
+    if not 0 <= budget <= 1:
+        raise ValueError(f'budget {budget} must be in [0, 1]: a fraction of '
+                         'the teacher compute of uniform KD')
+
+
+def _count(batch, budget):
+    """How many of ``batch`` samples to select: ``budget * batch`` rounded
+    up or down at random, so that the expected fraction is ``budget``."""
+    exact = budget * batch
+    low = math.floor(exact)
+    return low + int(torch.rand(()).item() < exact - low)
+
+
+@MODELS.register_module()
+class RandomSelector(LevelSelector):
+    """Random (sample, level) choices with an expected teacher cost of
+    ``budget``.
+
+    Args:
+        budget (float): expected teacher compute per sample, a fraction of
+            uniform KD's.
+        mode (str): ``'samples'``: each sample is distilled on every level
+            with probability ``budget`` (a sample-level skip, where an FPN
+            teacher's compute is); ``'levels'``: each (sample, level) pair
+            independently with the one probability whose expected cost is
+            ``budget``.
+        **kwargs: see :class:`LevelSelector` (``teacher_cost`` is needed).
+    """
+
+    def __init__(self, budget, mode='samples', **kwargs):
+        super().__init__(**kwargs)
+        _check_budget(budget)
+        if mode not in ('samples', 'levels'):
+            raise ValueError(f"RandomSelector mode must be 'samples' or "
+                             f"'levels', got {mode!r}")
+        self.budget, self.mode = budget, mode
+        self.probability = budget if mode == 'samples' else \
+            self._level_probability(kwargs['teacher_cost'], budget)
+
+    def _level_probability(self, teacher_cost, budget):
+        """The p with ``teacher_cost.expected(p, ..., p) == budget``
+        (bisection: the expected cost grows with p)."""
+        low, high = 0.0, 1.0
+        ones = teacher_cost.shared.new_ones(len(self.levels))
+        for _ in range(40):
+            mid = (low + high) / 2
+            if teacher_cost.expected(mid * ones).item() < budget:
+                low = mid
+            else:
+                high = mid
+        return (low + high) / 2
+
+    def forward(self, student_feats, data_samples):
+        batch = student_feats[0].shape[0]
+        device = student_feats[0].device
+        if self.mode == 'samples':
+            picked = torch.rand(batch, device=device) < self.probability
+            return picked[:, None].expand(-1, len(self.levels))
+        return torch.rand(batch, len(self.levels),
+                          device=device) < self.probability
+
+
+@MODELS.register_module()
+class UncertaintySelector(LevelSelector):
+    """Distill the samples the student is least sure of (DynamicKD-style),
+    on every level, from what the student computes anyway.
+
+    Uncertainty is :class:`PredictionEntropy`: the entropy of the student's
+    predictions in its training forward (classifier, segmentor or two-stage
+    detector). Each step selects the ``budget`` fraction of the batch with
+    the highest entropy (rounded at random so that the expected fraction is
+    ``budget``), so the expected teacher cost is ``budget``.
+
+    Args:
+        budget (float): fraction of the samples to distill.
+        **kwargs: see :class:`LevelSelector` (``student`` is needed).
+    """
+
+    def __init__(self, budget, **kwargs):
+        super().__init__(**kwargs)
+        _check_budget(budget)
+        self.budget = budget
+        self.entropy = PredictionEntropy(kwargs['student'])
+
+    def forward(self, student_feats, data_samples):
+        batch = student_feats[0].shape[0]
+        entropy = self.entropy.take(batch)
+        mask = torch.zeros(batch, dtype=torch.bool, device=entropy.device)
+        mask[entropy.argsort(descending=True)[:_count(batch, self.budget)]] \
+            = True
+        return mask[:, None].expand(-1, len(self.levels))

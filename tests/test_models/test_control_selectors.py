@@ -1,0 +1,76 @@
+"""RandomSelector and UncertaintySelector in the toy distiller: they spend
+their budget, and a skipped sample does no teacher work."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from test_distiller import batch, count_calls, make
+
+
+def mean_cost(model, steps=150, size=8):
+    costs = []
+    for step in range(steps):
+        costs.append(model.loss(*batch(size, seed=step))['distill_cost'])
+    return torch.stack(costs).mean().item()
+
+
+@pytest.mark.parametrize('mode', ['samples', 'levels'])
+@pytest.mark.parametrize('budget', [0.25, 0.6])
+def test_random_selector_spends_its_budget(toy_teacher, mode, budget):
+    torch.manual_seed(0)
+    model = make(toy_teacher, selector=dict(
+        type='RandomSelector', budget=budget, mode=mode)).train()
+    assert mean_cost(model) == pytest.approx(budget, abs=0.03)
+    if mode == 'levels':  # one probability for every pair
+        p = model.selector.probability
+        assert model.teacher_cost.expected(torch.full((3, ), p)).item() == \
+            pytest.approx(budget, abs=1e-4)
+
+
+def test_uncertainty_selector_picks_the_least_sure(toy_teacher):
+    torch.manual_seed(0)
+    model = make(toy_teacher, selector=dict(
+        type='UncertaintySelector', budget=0.25)).train()
+    inputs, labels = batch(8, seed=3)
+    masks = []
+    model.selector.register_forward_hook(
+        lambda m, args, mask: masks.append(mask))
+    model.loss(inputs, labels)
+    with torch.no_grad():
+        logits = model.student(inputs)
+    entropy = -(F.softmax(logits, 1) * F.log_softmax(logits, 1)).sum(1)
+    picked = masks[0][:, 0]
+    assert picked.sum() == 2  # a quarter of 8
+    assert entropy[picked].min() >= entropy[~picked].max()
+    assert (masks[0] == picked[:, None]).all()  # every level of a sample
+    spent = mean_cost(model, steps=40, size=6)
+    assert spent == pytest.approx(0.25, abs=0.03)
+
+
+@pytest.mark.parametrize('selector', [
+    dict(type='RandomSelector', budget=0.5),
+    dict(type='UncertaintySelector', budget=0.5)])
+def test_skipped_samples_do_no_teacher_work(toy_teacher, selector):
+    torch.manual_seed(0)
+    model = make(toy_teacher, selector=selector).train()
+    teacher = count_calls({'stem': model.teacher.backbone.layer1})
+    masks = []
+    model.selector.register_forward_hook(
+        lambda m, args, mask: masks.append(mask))
+    for step in range(6):
+        model.loss(*batch(8, seed=step))
+    selected = [int(m.any(1).sum()) for m in masks]
+    # the teacher's first stage ran on exactly the selected samples
+    assert teacher['stem'] == [n for n in selected if n]
+    assert 0 < sum(selected) < 6 * 8
+    assert math.isclose(sum(selected) / 48, 0.5, abs_tol=0.2)
+
+
+def test_budget_outside_zero_one_is_one_clear_error(toy_teacher):
+    with pytest.raises(ValueError, match='budget'):
+        make(toy_teacher, selector=dict(type='RandomSelector', budget=1.5))
+    with pytest.raises(ValueError, match="'samples' or 'levels'"):
+        make(toy_teacher, selector=dict(type='RandomSelector', budget=0.5,
+                                        mode='pairs'))

@@ -1,0 +1,72 @@
+"""The Pareto tool on a tiny cls grid: runs differ only in the selector,
+finished runs are cached, an interrupted run is trained again (once), and
+the table and the figure are written."""
+import json
+import os
+import sys
+from argparse import Namespace
+
+import pytest
+from mmengine.config import Config, DictAction
+
+from test_tools import REPO, TINY, iters, random_teacher, run
+
+
+def pareto(tmp_path, teacher):
+    return run(sys.executable, 'tools/analysis_tools/pareto.py', '--task',
+               'cls', '--selectors', 'student', 'uniform', '--seeds', '0',
+               '--teacher', teacher,
+               '--work-root', tmp_path / 'grid', '--out', tmp_path / 'out',
+               '--cfg-options', *TINY, *iters(2))
+
+
+def test_grid_caches_resumes_and_writes(tmp_path, digits_data):
+    teacher = random_teacher(tmp_path, 'cls')
+    pareto(tmp_path, teacher)
+    root = tmp_path / 'grid' / 'cls'
+    runs = sorted(os.listdir(root))
+    assert runs == ['student_s0', 'uniform_s0']
+    records = {r: json.loads((root / r / 'run_record.json').read_text())
+               for r in runs}
+    options = {r: rec['run']['options'] for r, rec in records.items()}
+    # Same seed, teacher and overrides: only the selector differs.
+    assert options['uniform_s0'] == options['student_s0'][:2] + \
+        options['student_s0'][4:]
+    assert records['student_s0']['distill_cost'] == 0
+    assert records['uniform_s0']['distill_cost'] == 1
+    # A run killed midway (no record) is trained again; the others not.
+    (root / 'uniform_s0' / 'run_record.json').unlink()
+    kept = {r: (root / r / 'run_record.json').stat().st_mtime
+            for r in runs if r != 'uniform_s0'}
+    pareto(tmp_path, teacher)
+    assert kept == {r: (root / r / 'run_record.json').stat().st_mtime
+                    for r in kept}
+    assert (root / 'uniform_s0' / 'run_record.json').exists()
+    table = (tmp_path / 'out' / 'pareto_cls.md').read_text()
+    rows = [line for line in table.splitlines()
+            if line.startswith('| ') and 'selector' not in line]
+    assert [row.split('|')[1].strip() for row in rows] == [
+        'student', 'uniform']
+    assert all(row.rstrip(' |').endswith('1') for row in rows)  # 1 seed
+    assert (tmp_path / 'out' / 'pareto_cls.png').stat().st_size > 10000
+
+
+def test_rl_variants_map_to_config_options():
+    sys.path.insert(0, os.path.join(REPO, 'tools', 'analysis_tools'))
+    import pareto
+    runs = pareto.grid('det', ['rl:action=sample,reward=gap,freeze=None'],
+                       [0.5], [1], '/nowhere/teacher.pth', '/tmp/grid')
+    (key, run), = runs.items()
+    assert key == ('rl:action=sample,reward=gap,freeze=None', 0.5, 1)
+    assert run.config.endswith('configs/digits/det_rl_kd.py')
+    cfg = Config.fromfile(run.config)
+    parsed = Namespace()
+    DictAction(option_strings=[], dest='options')(None, parsed, run.options)
+    cfg.merge_from_dict(parsed.options)
+    assert cfg.model.selector.action == 'sample'
+    assert cfg.model.selector.env.reward == 'gap'
+    assert cfg.model.selector.env.budget == 0.5
+    assert cfg.custom_hooks[0]['freeze'] is None
+    assert cfg.randomness.seed == 1
+    with pytest.raises(ValueError, match='unknown RL-KD option'):
+        pareto.rl_options('actions=sample')

@@ -1,0 +1,274 @@
+"""Pareto frontier of distillation methods: metric against the teacher
+compute actually spent, per digits task, over budgets and seeds.
+
+    python tools/analysis_tools/pareto.py --task det \
+        [--selectors student uniform random_samples random_levels \
+         uncertainty rl mask:p3+p4] [--budgets 0.25 0.5 0.75] \
+        [--seeds 0 1 2] [--teacher work_dirs/det_teacher/teacher.pth] \
+        [--jobs 2] [--work-root work_dirs/pareto] [--cfg-options k=v ...] \
+        [--teacher-cfg-options k=v ...]
+
+Every (selector, budget, seed) is one training run of the task's KD config
+(``rl``: its RL-KD config) that differs from the others only in the selector
+(and the seed): same teacher, schedule, batches per seed. ``student`` is the
+KD config with every level switched off (the student alone, cost 0),
+``uniform`` distills every level (cost 1), ``random_samples`` /
+``random_levels`` are :class:`RandomSelector`, ``uncertainty`` is
+:class:`UncertaintySelector`, ``mask:p3+p4`` a fixed subset (e.g. a layer
+search's choice) and ``rl`` RL-KD with its budget; ``rl:key=value,...``
+is an RL-KD variant for ablations, with keys ``action`` (levels, sample,
+sample_levels), ``reward`` (gain, gap), ``signals`` (entropy), ``recurrent``
+(0/1), ``lam_lr`` (0 fixes the price of compute), ``gradnorm`` (0/1) and
+``freeze`` (the student module frozen in phase 2, or None). The teacher
+is trained first unless ``--teacher`` names its weights. Runs are cached
+in their work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an
+interrupted grid resumes where it stopped. Writes
+``results/pareto_<task>.md`` (mean and std over seeds of the metric, of the
+spent cost and of the wall time) and ``results/pareto_<task>.png``.
+"""
+import argparse
+import os
+import re
+import os.path as osp
+import statistics
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from rich.progress import Progress
+
+from pyramidkd_mm.experiment import TrainingRun, run_cached
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+from model_converters.extract_weights import extract  # noqa: E402
+
+TASKS = dict(
+    det=dict(metric='coco/bbox_mAP', budgets=(0.25, 0.5, 0.75),
+             levels=('p2', 'p3', 'p4', 'p5')),
+    seg=dict(metric='mIoU', budgets=(0.5, ), levels=('c2', 'c3', 'c4', 'c5')),
+    cls=dict(metric='accuracy/top1', budgets=(0.5, ),
+             levels=('c2', 'c3', 'c4', 'c5')),
+)
+BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'rl')
+
+
+# RL-KD ablation keys (rl:key=value,...) -> config option
+RL_KEYS = dict(
+    action='model.selector.action={}', reward='model.selector.env.reward={}',
+    signals='model.selector.signals=[{}]',
+    recurrent='model.selector.policy.recurrent={}',
+    lam_lr='model.selector.env.lam_lr={}',
+    gradnorm='model.loss_balancer.type={}',
+    freeze='custom_hooks.0.freeze={}')
+
+
+def budgeted(name):
+    return name.split(':')[0] in BUDGETED
+
+
+def rl_options(spec):
+    """--cfg-options of an RL-KD variant 'key=value,...'."""
+    options = []
+    for item in filter(None, spec.split(',')):
+        key, _, value = item.partition('=')
+        if key not in RL_KEYS:
+            raise ValueError(f'unknown RL-KD option {key!r}; known: '
+                             f'{sorted(RL_KEYS)}')
+        if key == 'recurrent':
+            value = bool(int(value))
+        if key == 'gradnorm':
+            if not int(value):
+                continue  # the configs have no balancer
+            value = 'GradNorm'
+        options.append(RL_KEYS[key].format(value))
+    return options
+
+
+def fixed_mask(flags):
+    return ['model.selector.type=FixedSelector',
+            'model.selector.mask=[' + ','.join(map(str, flags)) + ']']
+
+
+def selector_options(name, budget, levels):
+    """(config kind, --cfg-options) of a selector at a budget."""
+    if name == 'student':
+        return 'uniform_kd', fixed_mask([0] * len(levels))
+    if name == 'uniform':
+        return 'uniform_kd', []
+    if name.startswith('mask:'):
+        return 'uniform_kd', fixed_mask(
+            [int(level in name[5:].split('+')) for level in levels])
+    if name in ('random_samples', 'random_levels'):
+        return 'uniform_kd', ['model.selector.type=RandomSelector',
+                              f'model.selector.budget={budget}',
+                              f'model.selector.mode={name[7:]}']
+    if name == 'uncertainty':
+        return 'uniform_kd', ['model.selector.type=UncertaintySelector',
+                              f'model.selector.budget={budget}']
+    if name.split(':')[0] == 'rl':
+        return 'rl_kd', [f'model.selector.env.budget={budget}',
+                         *rl_options(name.partition(':')[2])]
+    raise ValueError(f'unknown selector {name!r}')
+
+
+def grid(task, selectors, budgets, seeds, teacher, work_root, extra=()):
+    """The runs of the grid: {(selector, budget, seed): TrainingRun};
+    ``extra`` options apply to every run."""
+    runs = {}
+    for name in selectors:
+        for budget in (budgets if budgeted(name) else (None, )):
+            kind, options = selector_options(name, budget,
+                                             TASKS[task]['levels'])
+            for seed in seeds:
+                label = re.sub(r'[^A-Za-z0-9.]+', '_', name)
+                label += f'_b{budget}' if budget is not None else ''
+                runs[name, budget, seed] = TrainingRun(
+                    osp.join(ROOT, 'configs', 'digits',
+                             f'{task}_{kind}.py'),
+                    osp.join(work_root, task, f'{label}_s{seed}'),
+                    [f'randomness.seed={seed}',
+                     f'model.teacher.checkpoint={teacher}', *options,
+                     *extra])
+    return runs
+
+
+def train_teacher(task, work_root, extra=()):
+    """Train the task's teacher once; returns its weights file."""
+    run = TrainingRun(osp.join(ROOT, 'configs', 'digits',
+                               f'{task}_teacher.py'),
+                      osp.join(work_root, task, 'teacher'), list(extra))
+    record = run_cached(run)
+    weights = osp.join(run.work_dir, 'teacher.pth')
+    if not osp.exists(weights):
+        extract(osp.join(run.work_dir, f'iter_{record.iters}.pth'), weights)
+    return weights, record
+
+
+def mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return statistics.mean(values), (statistics.stdev(values)
+                                     if len(values) > 1 else 0.0)
+
+
+def aggregate(records, metric):
+    """{(selector, budget): dict(metric, cost, wall mean and std, n)}."""
+    points = {}
+    for (name, budget, _), record in records.items():
+        points.setdefault((name, budget), []).append(record)
+    rows = {}
+    for key, group in points.items():
+        rows[key] = dict(
+            n=len(group),
+            metric=mean_std([r.metrics[metric] for r in group]),
+            cost=mean_std([r.distill_cost or 0.0 for r in group]),
+            wall=mean_std([r.wall_s / 60 for r in group]))
+    return rows
+
+
+def fmt(pair, digits=3):
+    mean, std = pair
+    return '-' if mean is None else f'{mean:.{digits}f} ± {std:.{digits}f}'
+
+
+def table(rows, metric, teacher):
+    lines = [f'| selector | budget | {metric} | spent teacher compute | '
+             'wall time (min) | seeds |', '|---|---|---|---|---|---|']
+    for (name, budget), row in sorted(
+            rows.items(), key=lambda kv: (kv[1]['cost'][0], kv[0][0])):
+        lines.append(f"| {name} | {'-' if budget is None else budget} | "
+                     f"{fmt(row['metric'])} | {fmt(row['cost'], 2)} | "
+                     f"{fmt(row['wall'], 1)} | {row['n']} |")
+    if teacher is not None:
+        lines.append(f'| teacher | - | {teacher.metrics[metric]:.3f} | - | '
+                     f'{teacher.wall_s / 60:.1f} | 1 |')
+    return '\n'.join(lines)
+
+
+def plot(rows, metric, task, out):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for name in dict.fromkeys(n for n, _ in rows):
+        keys = sorted((k for k in rows if k[0] == name),
+                      key=lambda k: rows[k]['cost'][0])
+        for ax, x in zip(axes, ('cost', 'wall')):
+            ax.errorbar([rows[k][x][0] for k in keys],
+                        [rows[k]['metric'][0] for k in keys],
+                        xerr=[rows[k][x][1] for k in keys],
+                        yerr=[rows[k]['metric'][1] for k in keys],
+                        marker='o', capsize=3, label=name)
+    axes[0].set_xlabel('teacher compute spent (fraction of uniform KD)')
+    axes[1].set_xlabel('wall time per run (min)')
+    axes[0].set_ylabel(metric)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f'digits {task}: mean ± std over seeds')
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--task', choices=sorted(TASKS), required=True)
+    parser.add_argument('--selectors', nargs='+', default=[
+        'student', 'uniform', 'random_samples', 'random_levels',
+        'uncertainty', 'rl'])
+    parser.add_argument('--budgets', nargs='+', type=float)
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--teacher', help='teacher weights (trained once '
+                        'into the work root if not given)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs in parallel (threads split the cores)')
+    parser.add_argument('--work-root', default=osp.join(ROOT, 'work_dirs',
+                                                        'pareto'))
+    parser.add_argument('--out', default=osp.join(ROOT, 'results'))
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='key=value overrides for every student run')
+    parser.add_argument('--teacher-cfg-options', nargs='+', default=[],
+                        help='key=value overrides for the teacher run')
+    args = parser.parse_args()
+    spec = TASKS[args.task]
+    teacher_record = None
+    if args.teacher is None:
+        args.teacher, teacher_record = train_teacher(
+            args.task, args.work_root, args.teacher_cfg_options)
+    runs = grid(args.task, args.selectors, args.budgets or spec['budgets'],
+                args.seeds, osp.abspath(args.teacher), args.work_root,
+                args.cfg_options)
+    threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
+    records = {}
+    with Progress() as progress, ThreadPoolExecutor(args.jobs) as pool:
+        bar = progress.add_task(f'pareto {args.task}', total=len(runs))
+        futures = {pool.submit(run_cached, run,
+                               env=dict(OMP_NUM_THREADS=threads)): key
+                   for key, run in runs.items()}
+        for future in as_completed(futures):
+            key = futures[future]
+            records[key] = record = future.result()
+            progress.console.print(
+                f'{key}: {spec["metric"]} '
+                f'{record.metrics[spec["metric"]]:.3f}, cost '
+                f'{record.distill_cost or 0:.2f}, '
+                f'{record.wall_s / 60:.1f} min')
+            progress.advance(bar)
+    rows = aggregate(records, spec['metric'])
+    os.makedirs(args.out, exist_ok=True)
+    command = 'python tools/analysis_tools/pareto.py ' + ' '.join(
+        sys.argv[1:])
+    report = (f'# Pareto frontier, digits {args.task}\n\n`{command}`\n\n'
+              f'{table(rows, spec["metric"], teacher_record)}\n\n'
+              'Mean ± std over seeds; spent teacher compute is the mean '
+              'logged distill_cost (FLOPs of the teacher calls made, 1 = '
+              f'uniform KD); {args.jobs} run(s) in parallel.\n')
+    with open(osp.join(args.out, f'pareto_{args.task}.md'), 'w') as f:
+        f.write(report)
+    plot(rows, spec['metric'], args.task,
+         osp.join(args.out, f'pareto_{args.task}.png'))
+    print(report)
+
+
+if __name__ == '__main__':
+    main()
