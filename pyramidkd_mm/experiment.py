@@ -17,6 +17,7 @@ import os.path as osp
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from argparse import Namespace
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,10 @@ from glob import glob
 from mmengine.config import Config, DictAction
 
 from .scope import PACKAGE_DIR
+
+# Config.fromfile resolves `package::` bases through pkg_resources, whose
+# working set is not thread-safe: tools fingerprint runs from worker threads.
+_CONFIG_LOCK = threading.Lock()
 
 RECORD = 'run_record.json'
 
@@ -55,7 +60,8 @@ class TrainingRun:
     def fingerprint(self):
         """Hash of the resolved config with the options applied: a record
         of an edited config (or of one of its bases) is not reused."""
-        cfg = Config.fromfile(self.config)
+        with _CONFIG_LOCK:
+            cfg = Config.fromfile(self.config)
         if self.options:  # parsed as the tools' --cfg-options are
             parsed = Namespace()
             DictAction(option_strings=[], dest='options')(
