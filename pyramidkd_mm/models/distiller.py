@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
-from torch import nn
 
 from ..registry import MODELS
-from .pyramid import Pyramid, PyramidTap
+from .pyramid import PyramidTap
 from .teacher import build_teacher
 from .teacher_cost import TeacherCost
+from .wiring import build_connectors, check_normalization
 
 
 @dataclass
@@ -136,7 +136,8 @@ class PyramidDistiller(BaseModel):
         self.teacher.eval()
         self.student_tap = PyramidTap(self.student, source, 'student')
         self.teacher_tap = PyramidTap(self.teacher, source, 'teacher')
-        self._check_normalization()
+        check_normalization(self.data_preprocessor,
+                            self.teacher.data_preprocessor)
         own_scope = dict(_scope_='pyramidkd_mm')
         self.distill_loss = MODELS.build(distill_loss, default_args=own_scope)
         self.balancer = None
@@ -151,7 +152,8 @@ class PyramidDistiller(BaseModel):
                 f'backbone.{student.backbone.res_layers[0]}')
             student.get_submodule(self.balance_layer)  # fail early if wrong
         probe = torch.zeros(1, 3, probe_size, probe_size)
-        self.connectors, channels = self._build_connectors(probe)
+        self.connectors, channels = build_connectors(
+            self.levels, self.student_tap, self.teacher_tap, probe)
         self.teacher_cost = TeacherCost(self.teacher_tap, probe,
                                         len(self.levels))
         self.selector = MODELS.build(selector, default_args=dict(
@@ -165,52 +167,6 @@ class PyramidDistiller(BaseModel):
             f'selector.{name}' for name, _ in self.selector.named_parameters()]
         self._outcome = None  # the step a learning selector is rewarded on
         self.nonfinite_steps = 0
-
-    def _check_normalization(self):
-        """The teacher sees the student's inputs: their normalisation must
-        agree."""
-        ours, theirs = self.data_preprocessor, self.teacher.data_preprocessor
-        for stat in ('mean', 'std'):
-            a, b = getattr(ours, stat, None), getattr(theirs, stat, None)
-            if a is not None and b is not None and not torch.allclose(a, b):
-                raise ValueError(
-                    f'teacher data_preprocessor {stat} {b.flatten().tolist()}'
-                    f' differs from the student\'s {a.flatten().tolist()}; '
-                    'the teacher must be trained on identically normalised '
-                    'inputs')
-
-    def _build_connectors(self, probe):
-        """Check that the pyramids line up; 1x1 convs where channels differ.
-
-        Returns:
-            tuple[nn.ModuleDict, Pyramid]: the connectors and the student's
-            channels per pyramid level (``top``: deepest backbone output).
-        """
-        shapes = {}
-        for role, tap in (('student', self.student_tap),
-                          ('teacher', self.teacher_tap)):
-            was_training = tap.model.training
-            tap.model.eval()  # probe shapes without touching BN statistics
-            shapes[role] = tap.shapes(probe)
-            tap.model.train(was_training)
-            if len(shapes[role]) < len(self.levels):
-                raise ValueError(
-                    f'{len(self.levels)} levels {self.levels} configured but '
-                    f'the {role} {tap.source} has only {len(shapes[role])} '
-                    'pyramid levels; shorten `levels` or give the '
-                    f'{role} more outputs')
-        connectors = nn.ModuleDict()
-        for name, (cs, ss), (ct, st) in zip(
-                self.levels, shapes['student'], shapes['teacher']):
-            if ss != st:
-                raise ValueError(
-                    f'level {name}: student stride {ss} but teacher stride '
-                    f'{st}; the pyramids must have the same resolutions')
-            connectors[name] = nn.Identity() if cs == ct else nn.Conv2d(
-                cs, ct, 1)
-        channels = Pyramid(c for c, _ in shapes['student'])
-        channels.top = shapes['student'].top
-        return connectors, channels
 
     def train(self, mode=True):
         """Switch the student only: the teacher stays in eval mode."""
