@@ -1,7 +1,8 @@
 from .environment import DistillationEnvironment
-from .maml import MAMLTrainer, PolicyGradientLoss
+from .maml import MAMLTrainer
 from .meta_task import MetaTask, Rollout
 from .policy import PolicyNetwork
+from .policy_gradient_loss import PolicyGradientLoss
 from .ppo import PPOTrainer
 from .rl2_policy import RL2Policy
 from .rollout_buffer import RolloutBuffer
