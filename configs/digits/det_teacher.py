@@ -1,4 +1,5 @@
-# Faster R-CNN R18-FPN teacher on the embedded digits detection scenes (CPU-sized).
+# Faster R-CNN R18-FPN teacher on the embedded digits detection scenes
+# (CPU-sized).
 _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
 custom_imports = dict(imports=['pyramidkd_mm'], allow_failed_imports=False)
 randomness = dict(seed=0)  # reproducible runs on the embedded data

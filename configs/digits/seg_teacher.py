@@ -2,7 +2,8 @@
 # (background + 10 digit classes, 128 px, CPU-sized).
 _base_ = [
     'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
-    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_20k.py'
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_20k.py'
 ]
 custom_imports = dict(imports=['pyramidkd_mm'], allow_failed_imports=False)
 randomness = dict(seed=0)  # reproducible runs on the embedded data

@@ -52,8 +52,8 @@ def manual_adapt(model, params, data, inner_lr, steps, create_graph):
         loss = mse(lambda x: functional_call(model, params, (x, )), data)
         grads = torch.autograd.grad(loss, list(params.values()),
                                     create_graph=create_graph)
-        params = {n: p - inner_lr * g for (n, p), g in zip(params.items(),
-                                                            grads)}
+        params = {n: p - inner_lr * g
+                  for (n, p), g in zip(params.items(), grads)}
     return params
 
 

@@ -46,9 +46,9 @@ def test_record_a_task_then_adapt_across_tasks(recorded, tmp_path):
     # the same recording stands in for all three tasks here
     for task in ('det', 'seg', 'cls'):
         shutil.copy(recorded, tmp_path / f'{task}_cache.pth')
-    log = run(sys.executable, 'tools/analysis_tools/meta_adaptation.py',
-              '--caches', tmp_path, '--seeds', 0, '--updates', 2,
-              '--meta-iters', 1, '--out', tmp_path / 'results')
+    run(sys.executable, 'tools/analysis_tools/meta_adaptation.py',
+        '--caches', tmp_path, '--seeds', 0, '--updates', 2,
+        '--meta-iters', 1, '--out', tmp_path / 'results')
     text = (tmp_path / 'results' / 'meta_adaptation.md').read_text()
     reach = table_rows(text, 'PPO updates to reach')
     assert [r[0] for r in reach] == [

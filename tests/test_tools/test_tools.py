@@ -29,7 +29,8 @@ def run(*cmd, **env):
         [str(c) for c in cmd], cwd=REPO, capture_output=True, text=True,
         env=dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable,
                  **env), timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout[-3000:]
+                                    + result.stderr[-3000:])
     return result.stdout + result.stderr
 
 
@@ -92,8 +93,9 @@ def test_export_loads_into_the_plain_student(kd_run, tmp_path):
 def test_dist_train_two_processes_on_cpu(kd_run, tmp_path):
     """gloo DDP with levels switched off (their connectors stay unused)."""
     _, options = kd_run
-    log = run('bash', 'tools/dist_train.sh', 'configs/digits/cls_uniform_kd.py',
-              2, '--work-dir', tmp_path, '--cfg-options', *options,
+    log = run('bash', 'tools/dist_train.sh',
+              'configs/digits/cls_uniform_kd.py', 2, '--work-dir', tmp_path,
+              '--cfg-options', *options,
               'model.selector.type=FixedSelector',
               'model.selector.mask=[1,0,1,0]', *iters(2), PORT='29517')
     assert 'Distributed training: True' in log

@@ -78,7 +78,6 @@ def benchmark(iters, warmup=3):
     return times
 
 
-
 def markdown(times, iters):
     """The timing table and how it was measured."""
     return '\n'.join(

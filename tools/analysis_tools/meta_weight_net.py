@@ -48,7 +48,8 @@ SETTINGS = dict(  # in the order they run: the targets' settings first
     uniform20=dict(noise='uniform', rate=0.2), lt50=dict(imbalance=50),
     lt10=dict(imbalance=10))
 METHODS = dict(  # config; mwn_raw: MW-Net without normalised weights
-    teacher='cls_noisy_teacher', ce='cls_noisy', ce_long='cls_noisy', mwn='cls_mwn', mwn_raw='cls_mwn',
+    teacher='cls_noisy_teacher', ce='cls_noisy', ce_long='cls_noisy',
+    mwn='cls_mwn', mwn_raw='cls_mwn',
     kd='cls_noisy_kd', kd_mwn='cls_noisy_kd_mwn')
 LABELS = dict(ce='CE', ce_long='CE, MW-Net\'s compute', mwn='MW-Net',
               mwn_raw='MW-Net, unnormalised', kd='KD', kd_mwn='KD + MW-Net',
