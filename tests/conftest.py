@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from torch import nn
 from torch.utils.data import Dataset
@@ -63,6 +64,29 @@ class ToyPyramidModel(BaseModel):
     def forward(self, inputs, data_samples=None, mode='tensor'):
         return getattr(self, mode if mode != 'tensor' else '_forward')(
             inputs, data_samples)
+
+
+class Recorder(Hook):
+    """Records ``read(model)`` of the unwrapped model before training and
+    after every iteration, after the project's own hooks."""
+
+    priority = 'LOW'
+
+    def __init__(self, read):
+        self.read = read
+        self.values = []
+
+    def _record(self, runner):
+        model = runner.model
+        self.values.append(
+            self.read(getattr(model, 'module', model)).detach().clone())
+
+    def before_train(self, runner):
+        self._record(runner)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self._record(runner)
 
 
 class ToyImages(Dataset):

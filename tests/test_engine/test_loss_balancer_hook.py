@@ -7,10 +7,9 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from conftest import toy_loader  # also registers the toy model in workers
+from conftest import Recorder, toy_loader  # registers the toy model
 from pyramidkd_mm.checkpoint import trust_checkpoints
 from pyramidkd_mm.engine import LossBalancerHook, unwrapped_model
 from test_phase_hook import LEVELS
@@ -18,26 +17,6 @@ from test_phase_hook import LEVELS
 
 def _balancer(runner):
     return unwrapped_model(runner).balancer
-
-
-class Recorder(Hook):
-    """Records the GradNorm weights before training and after every
-    iteration."""
-
-    priority = 'LOW'  # after LossBalancerHook
-
-    def __init__(self):
-        self.weights = []
-
-    def _record(self, runner):
-        self.weights.append(_balancer(runner).weights.detach().clone())
-
-    def before_train(self, runner):
-        self._record(runner)
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        self._record(runner)
 
 
 def build_runner(work_dir, toy_teacher, max_iters, accumulate=1, **kwargs):
@@ -50,7 +29,7 @@ def build_runner(work_dir, toy_teacher, max_iters, accumulate=1, **kwargs):
         student=dict(type='pyramidkd_mm.ToyPyramidModel'),
         teacher=dict(config=config, checkpoint=checkpoint), levels=LEVELS,
         loss_balancer=dict(type='GradNorm'))
-    recorder = Recorder()
+    recorder = Recorder(lambda model: model.balancer.weights)
     runner = Runner(
         model=model, work_dir=str(work_dir),
         train_dataloader=toy_loader(),
@@ -71,8 +50,8 @@ def _changed_at(weights):
 def test_weights_move_once_per_optimiser_step(tmp_path, toy_teacher):
     runner, recorder = build_runner(tmp_path, toy_teacher, 6, accumulate=2)
     runner.train()
-    assert _changed_at(recorder.weights) == [2, 4, 6]
-    for weights in recorder.weights:
+    assert _changed_at(recorder.values) == [2, 4, 6]
+    for weights in recorder.values:
         assert weights.sum().item() == pytest.approx(3, abs=1e-5)
     assert _balancer(runner).adam_steps.tolist() == [3, 3, 3]
 
@@ -93,8 +72,8 @@ def test_resume_continues_exactly(tmp_path, toy_teacher):
         load_from=str(tmp_path / 'full' / 'iter_2.pth'))
     resumed.train()
     assert resumed.iter == 4
-    assert torch.equal(rec.weights[0], full_rec.weights[2])
-    assert _changed_at(full_rec.weights) == [1, 2, 3, 4]
+    assert torch.equal(rec.values[0], full_rec.values[2])
+    assert _changed_at(full_rec.values) == [1, 2, 3, 4]
     state = _balancer(resumed).state_dict()
     expected = _balancer(full).state_dict()
     assert set(state) >= {'weights', 'initial_losses', 'adam_steps',
@@ -130,7 +109,7 @@ def _ddp_worker(rank, work_dir, toy_teacher):
         assert not torch.equal(*first)
         assert torch.equal(*_gather(balancer.weights.detach()))
         assert torch.equal(*_gather(balancer.initial_losses))
-        assert _changed_at(recorder.weights) == [2, 4]
+        assert _changed_at(recorder.values) == [2, 4]
         assert balancer.initialized.all()
         assert (balancer.initial_losses > 0).all()
     finally:
@@ -161,6 +140,6 @@ def test_amp_weights_move_and_stay_normalised(tmp_path, toy_teacher):
     runner.train()
     weights = _balancer(runner).weights
     assert weights.is_cuda and weights.dtype == torch.float32
-    assert not torch.equal(recorder.weights[0], weights)
+    assert not torch.equal(recorder.values[0], weights)
     assert weights.isfinite().all()
     assert weights.sum().item() == pytest.approx(3, abs=1e-5)

@@ -9,13 +9,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 from torch.nn.utils import parameters_to_vector
 from torch.utils.data import Dataset
 
-from conftest import tiny_classifier
+from conftest import Recorder, tiny_classifier
 from pyramidkd_mm.checkpoint import trust_checkpoints
 from pyramidkd_mm.engine import MetaWeightHook, unwrapped_model
 
@@ -41,33 +40,13 @@ class ToyClsImages(Dataset):
                     data_samples=DataSample().set_gt_label(label))
 
 
-class Recorder(Hook):
-    """The weighting net's parameters before training and after every
-    iteration."""
-
-    priority = 'LOW'  # after MetaWeightHook
-
-    def __init__(self):
-        self.nets = []
-
-    def _record(self, runner):
-        self.nets.append(parameters_to_vector(
-            unwrapped_model(runner).weight_net.parameters()).detach().clone())
-
-    def before_train(self, runner):
-        self._record(runner)
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
-        self._record(runner)
-
-
 def build_runner(work_dir, max_iters, accumulate=1, **kwargs):
     kwargs.setdefault('randomness', dict(seed=0))
     kwargs.setdefault('optim_wrapper', dict(
         optimizer=dict(type='SGD', lr=0.1, momentum=0.9),
         accumulative_counts=accumulate))
-    recorder = Recorder()
+    recorder = Recorder(lambda model: parameters_to_vector(
+        model.weight_net.parameters()))
     hook = MetaWeightHook(meta_dataloader=dict(
         dataset=ToyClsImages(12, offset=1000), batch_size=4, num_workers=0,
         sampler=dict(type='DefaultSampler', shuffle=True)))
@@ -99,7 +78,7 @@ def test_resume_continues_exactly(tmp_path):
     assert hub.get_scalar('train/mwn_skipped').current() == 0
     # the weighting net moved in every iteration
     assert all(not torch.equal(a, b)
-               for a, b in zip(full_rec.nets, full_rec.nets[1:]))
+               for a, b in zip(full_rec.values, full_rec.values[1:]))
     saved = torch.load(tmp_path / 'full' / 'iter_2.pth', weights_only=False)
     assert saved['meta_weight']['optimizer']['state']
 
@@ -108,8 +87,8 @@ def test_resume_continues_exactly(tmp_path):
         load_from=str(tmp_path / 'full' / 'iter_2.pth'))
     resumed.train()
     assert resumed.iter == 4
-    assert torch.equal(rec.nets[0], full_rec.nets[2])
-    assert torch.equal(rec.nets[-1], full_rec.nets[-1])
+    assert torch.equal(rec.values[0], full_rec.values[2])
+    assert torch.equal(rec.values[-1], full_rec.values[-1])
     expected = full.model.state_dict()
     for key, value in resumed.model.state_dict().items():
         assert torch.equal(value, expected[key]), key
@@ -153,8 +132,8 @@ def _ddp_worker(rank, work_dir):
         # net, which moved
         first = _gather(next(iter(runner.train_dataloader))['inputs'][0])
         assert not torch.equal(*first)
-        assert torch.equal(*_gather(recorder.nets[-1]))
-        assert not torch.equal(recorder.nets[0], recorder.nets[-1])
+        assert torch.equal(*_gather(recorder.values[-1]))
+        assert not torch.equal(recorder.values[0], recorder.values[-1])
     finally:
         # Drop the DDP model before the group (see test_phase_hook.py).
         del runner
@@ -180,6 +159,6 @@ def test_amp_keeps_the_weighting_net_in_float32(tmp_path):
     for param in net.parameters():
         assert param.is_cuda and param.dtype == torch.float32
         assert param.isfinite().all()
-    assert not torch.equal(recorder.nets[0], recorder.nets[-1])
+    assert not torch.equal(recorder.values[0], recorder.values[-1])
     assert runner.message_hub.get_scalar('train/mwn_skipped').current() == 0
     assert runner.message_hub.get_scalar('train/sample_weight').current() > 0
