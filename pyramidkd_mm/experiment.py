@@ -4,8 +4,8 @@ tools (the Pareto grid, the demo, the layer-search retrains).
 A :class:`TrainingRun` is a config, its ``--cfg-options`` and a work_dir.
 :func:`run_cached` trains it with ``tools/train.py`` in a subprocess unless
 the work_dir holds the record of the same run, and returns that record: the
-final validation metrics, the teacher compute the run spent (the mean of the
-logged ``distill_cost``, see :class:`TeacherCost`) and its wall time. The
+final validation metrics, the teacher compute the run spent per sample
+(``distill_cost_mean``, see :class:`PyramidDistiller`) and its wall time. The
 record is written only once the run has finished, and an unfinished work_dir
 is cleared before the run starts again, so an interrupted grid resumes
 without counting a run twice or training a finished one again.
@@ -107,17 +107,19 @@ def read_scalars(work_dir):
 
 
 def summarize(work_dir):
-    """The last validation metrics, the mean logged ``distill_cost`` and the
-    last training iteration of a finished run."""
+    """The last validation metrics, the teacher compute spent per sample
+    over the run (the last logged ``distill_cost_mean``) and the last
+    training iteration of a finished run."""
     scalars = read_scalars(work_dir)
     train = [s for s in scalars if 'loss' in s]
     val = [s for s in scalars if 'loss' not in s and 'step' in s]
     if not val:
         raise RuntimeError(f'{work_dir} has no validation result')
-    costs = [s['distill_cost'] for s in train if 'distill_cost' in s]
+    costs = [s['distill_cost_mean'] for s in train
+             if 'distill_cost_mean' in s]
     metrics = {k: v for k, v in val[-1].items()
                if k not in ('step', 'data_time', 'time')}
-    return metrics, (sum(costs) / len(costs) if costs else None), \
+    return metrics, (costs[-1] if costs else None), \
         train[-1]['iter'] if train else 0
 
 

@@ -136,8 +136,10 @@ def digits_data():
 def tiny_classifier(num_classes=3, channels=4):
     """A real mmpretrain ImageClassifier, tiny: one ResNet_CIFAR stage (two
     BasicBlocks with BN), pooling and a linear head."""
+    # _scope_: the head builds its default loss in mmpretrain's scope also
+    # when another test's Runner left a different default scope current
     return dict(
-        type='mmpretrain.ImageClassifier',
+        type='mmpretrain.ImageClassifier', _scope_='mmpretrain',
         backbone=dict(type='mmpretrain.ResNet_CIFAR', depth=18, num_stages=1,
                       strides=(1, ), dilations=(1, ), out_indices=(0, ),
                       stem_channels=channels, base_channels=channels),

@@ -71,8 +71,11 @@ class PyramidDistiller(BaseModel):
     ``loss_distill_<level>`` are sums over selected samples divided by the
     batch size, so a uniform mask gives the usual batch mean. Logged besides:
     ``sel_<level>`` (selection rate), ``cost_<level>`` (the teacher compute
-    that dropping the level would save) and ``distill_cost`` (the teacher
-    pyramid compute spent, as a fraction of distilling every level).
+    that dropping the level would save), ``distill_cost`` (the teacher
+    pyramid compute this batch spent, as a fraction of distilling every
+    level) and ``distill_cost_mean`` (the same over every sample since the
+    start of training, kept in the checkpoint: loggers keep only every
+    interval-th batch's value, too few to measure a selector's cost).
 
     Precision: costs and per-sample distillation losses are float32 also
     under autocast. Non-finite values never train the student: pairs whose
@@ -166,6 +169,8 @@ class PyramidDistiller(BaseModel):
         self._ddp_params_and_buffers_to_ignore = [
             f'selector.{name}' for name, _ in self.selector.named_parameters()]
         self._outcome = None  # the step a learning selector is rewarded on
+        # teacher compute spent since the start of training, samples
+        self.register_buffer('spent', torch.zeros(2, dtype=torch.float64))
         self.nonfinite_steps = 0
 
     def train(self, mode=True):
@@ -223,6 +228,8 @@ class PyramidDistiller(BaseModel):
             losses[f'sel_{name}'] = mask[:, j].float().mean()
             losses[f'cost_{name}'] = saved[j]  # what dropping it would save
         losses['distill_cost'] = cost.mean()
+        self.spent.add_(torch.stack([cost.sum(), cost.new_tensor(batch)]))
+        losses['distill_cost_mean'] = (self.spent[0] / self.spent[1]).float()
         losses['distill_nonfinite'] = cost.new_tensor(float(nonfinite))
         if self.balancer is not None:
             losses.update(self._balance(losses, distilled, mask))

@@ -230,3 +230,25 @@ def test_fp16_autocast_keeps_costs_and_losses_in_float32(toy_teacher):
     assert (outcome.loss_before > 0).any()
     torch.testing.assert_close(outcome.loss_after, outcome.loss_before,
                                rtol=0, atol=0)
+
+
+def test_distill_cost_mean_counts_every_sample_of_the_run(toy_teacher):
+    """The logged per-batch cost is what loggers subsample; the run's mean
+    must count every batch, and survive a checkpoint."""
+    model = make(toy_teacher).train()
+    masks = [torch.tensor([[1, 1, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]]),
+             torch.ones(4, 3), torch.zeros(4, 3),
+             torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]])]
+    costs = []
+    for mask in masks:
+        model.selector = RowSelector(mask.bool())
+        losses = model.loss(*batch())
+        costs.append(losses['distill_cost'].item())
+        assert losses['distill_cost_mean'].item() == pytest.approx(
+            sum(costs) / len(costs))
+    assert costs[0] == pytest.approx(0.25) and costs[2] == 0
+    restored = make(toy_teacher)
+    restored.load_state_dict(model.state_dict())
+    restored.selector = RowSelector(torch.ones(4, 3, dtype=torch.bool))
+    assert restored.train().loss(*batch())['distill_cost_mean'].item() \
+        == pytest.approx((sum(costs) + 1) / 5)
