@@ -70,3 +70,18 @@ def test_rl_variants_map_to_config_options():
     assert cfg.randomness.seed == 1
     with pytest.raises(ValueError, match='unknown RL-KD option'):
         pareto.rl_options('actions=sample')
+
+
+def test_a_selector_with_a_budget_of_its_own():
+    sys.path.insert(0, os.path.join(REPO, 'tools', 'analysis_tools'))
+    import pareto
+    runs = pareto.grid('det', ['student', 'random_samples',
+                               'random_samples@0.6'],
+                       [0.25, 0.5], [0], '/nowhere/teacher.pth', '/tmp/grid')
+    assert sorted(runs, key=str) == sorted([
+        ('student', None, 0), ('random_samples', 0.25, 0),
+        ('random_samples', 0.5, 0), ('random_samples', 0.6, 0)], key=str)
+    assert runs['random_samples', 0.6, 0].work_dir.endswith(
+        'det/random_samples_b0.6_s0')
+    assert 'model.selector.budget=0.6' in runs[
+        'random_samples', 0.6, 0].options

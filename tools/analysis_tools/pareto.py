@@ -19,7 +19,9 @@ search's choice) and ``rl`` RL-KD with its budget; ``rl:key=value,...``
 is an RL-KD variant for ablations, with keys ``action`` (levels, sample,
 sample_levels), ``reward`` (gain, gap), ``signals`` (entropy), ``recurrent``
 (0/1), ``lam_lr`` (0 fixes the price of compute), ``gradnorm`` (0/1) and
-``freeze`` (the student module frozen in phase 2, or None). The teacher
+``freeze`` (the student module frozen in phase 2, or None). A budgeted
+selector written ``name@0.6`` runs at that budget instead of ``--budgets``
+(e.g. a random control at the cost another selector spent). The teacher
 is trained first unless ``--teacher`` names its weights. Runs are cached
 in their work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an
 interrupted grid resumes where it stopped. Writes
@@ -116,7 +118,9 @@ def grid(task, selectors, budgets, seeds, teacher, work_root, extra=()):
     ``extra`` options apply to every run."""
     runs = {}
     for name in selectors:
-        for budget in (budgets if budgeted(name) else (None, )):
+        name, _, own = name.partition('@')  # a budget of its own
+        own = [float(own)] if own else budgets
+        for budget in (own if budgeted(name) else (None, )):
             kind, options = selector_options(name, budget,
                                              TASKS[task]['levels'])
             for seed in seeds:
