@@ -264,9 +264,10 @@ def main():
         sys.argv[1:])
     report = (f'# Pareto frontier, digits {args.task}\n\n`{command}`\n\n'
               f'{table(rows, spec["metric"], teacher_record)}\n\n'
-              'Mean ± std over seeds; spent teacher compute is the mean '
-              'logged distill_cost (FLOPs of the teacher calls made, 1 = '
-              f'uniform KD); {args.jobs} run(s) in parallel.\n')
+              'Mean ± std over seeds; spent teacher compute: the teacher '
+              'FLOPs of the calls made per sample over the whole run '
+              '(distill_cost_mean), 1 = uniform KD; wall time with '
+              f'{args.jobs} run(s) in parallel on the machine.\n')
     with open(osp.join(args.out, f'pareto_{args.task}.md'), 'w') as f:
         f.write(report)
     plot(rows, spec['metric'], args.task,
