@@ -4,9 +4,12 @@
 # per-task input adapters in front of one shared core.
 _base_ = ['./det_rl_kd.py']
 
-model = dict(selector=dict(policy=dict(
-    _delete_=True, type='pyramidkd_mm.TaskAdapterPolicy', task='det',
-    embed_dim=64, core=dict(hidden_dim=128))))
+# The recorded tasks score level masks: phase 4 learns per-level choices
+# (the seed's action space, reward and state).
+model = dict(selector=dict(
+    action='levels', signals=(), env=dict(reward='gain'),
+    policy=dict(_delete_=True, type='pyramidkd_mm.TaskAdapterPolicy',
+                task='det', embed_dim=64, core=dict(hidden_dim=128))))
 custom_hooks = [
     dict(type='pyramidkd_mm.DistillPhaseHook',
          milestones=[int(_base_.max_iters * f) for f in (0.2, 0.5, 0.75)],
