@@ -5,8 +5,11 @@ Each mode runs in its own process (clean peak-memory accounting) on the same
 real batches of the digits data: ``student`` trains the plain student,
 ``kd`` trains the uniform-KD distiller (student + teacher pyramid +
 distillation losses), ``kd_gradnorm`` the same with GradNorm balancing the
-level losses, ``rl_policy`` and ``rl_joint`` train the RL-KD
-distiller in phase 2 (student backbone frozen) and phase 3, including the
+level losses, ``kd_random`` the same with half the samples skipped at
+random (:class:`RandomSelector`, budget 0.5: what any selector spending
+0.5 by skipping samples costs, e.g. RL-KD at its budget without its
+policy), ``rl_policy`` and ``rl_joint`` train the RL-KD
+distiller in phase 2 (its `freeze` module frozen) and phase 3, including the
 reward measurement after each step and the PPO updates, ``rl_meta`` trains
 ``{task}_rl_kd_meta.py`` in phase 4 (meta-updates over the run's rollouts
 and the recorded tasks instead of PPO), and ``teacher`` runs
@@ -34,9 +37,10 @@ from argparse import Namespace
 
 from mmengine.config import DictAction
 
-MODES = ('student', 'kd', 'kd_gradnorm', 'rl_policy', 'rl_joint', 'rl_meta',
-         'teacher')
+MODES = ('student', 'kd', 'kd_gradnorm', 'kd_random', 'rl_policy', 'rl_joint',
+         'rl_meta', 'teacher')
 CONFIGS = dict(student='student', kd='uniform_kd', teacher='uniform_kd',
+               kd_random='uniform_kd',
                kd_gradnorm='uniform_kd_gradnorm', rl_policy='rl_kd',
                rl_joint='rl_kd', rl_meta='rl_kd_meta')
 
@@ -93,6 +97,8 @@ def measure(task, mode, iters, warmup, rl_checkpoint, rl_options=None):
     cfg = Config.fromfile(f'configs/digits/{task}_{CONFIGS[mode]}.py')
     if mode.startswith('rl_') and rl_options:
         cfg.merge_from_dict(rl_options)
+    if mode == 'kd_random':
+        cfg.model.selector = dict(type='RandomSelector', budget=0.5)
     prepare_data(cfg)
     if cfg.get('data_preprocessor') is not None:  # as the Runner merges it
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
