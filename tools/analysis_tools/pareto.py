@@ -119,8 +119,8 @@ def grid(task, selectors, budgets, seeds, teacher, work_root, extra=()):
     runs = {}
     for name in selectors:
         name, _, own = name.partition('@')  # a budget of its own
-        own = [float(own)] if own else budgets
-        for budget in (own if budgeted(name) else (None, )):
+        its_budgets = [float(own)] if own else budgets
+        for budget in (its_budgets if budgeted(name) else (None, )):
             kind, options = selector_options(name, budget,
                                              TASKS[task]['levels'])
             for seed in seeds:
