@@ -85,3 +85,27 @@ def test_a_selector_with_a_budget_of_its_own():
         'det/random_samples_b0.6_s0')
     assert 'model.selector.budget=0.6' in runs[
         'random_samples', 0.6, 0].options
+
+
+def test_standings_name_ties_and_the_seeds_a_gap_needs():
+    sys.path.insert(0, os.path.join(REPO, 'tools', 'analysis_tools'))
+    import pareto
+
+    def row(mean, std, cost):
+        return dict(n=3, metric=(mean, std), cost=(cost, 0.0),
+                    wall=(1.0, 0.0))
+
+    rows = {('student', None): row(0.54, 0.01, 0.0),
+            ('uniform', None): row(0.58, 0.01, 1.0),
+            ('random_samples', 0.5): row(0.56, 0.01, 0.5),
+            ('random_samples', 0.6): row(0.55, 0.01, 0.6),
+            ('uncertainty', 0.5): row(0.575, 0.01, 0.5),
+            ('rl', 0.5): row(0.555, 0.01, 0.62)}
+    lines = pareto.standings(rows).splitlines()
+    # gap 0.04 = 4 pooled std: 108 / 16 -> 7 seeds
+    assert lines[0].startswith('- uniform − student = 0.040, 4.0 pooled')
+    assert lines[0].endswith('would need 7 seeds at this gap')
+    # compared with the random control nearest in spent cost
+    assert ('- uncertainty@0.5 at 0.50 spent beats random samples at 0.50 '
+            '(+0.015') in lines[1]
+    assert '- rl@0.5 at 0.62 spent ties random samples at 0.60' in lines[2]

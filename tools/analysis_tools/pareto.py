@@ -29,6 +29,7 @@ interrupted grid resumes where it stopped. Writes
 spent cost and of the wall time) and ``results/pareto_<task>.png``.
 """
 import argparse
+import math
 import os
 import re
 import os.path as osp
@@ -190,6 +191,48 @@ def table(rows, metric, teacher):
     return '\n'.join(lines)
 
 
+def pooled(*stds):
+    return math.sqrt(sum(s * s for s in stds) / len(stds))
+
+
+def standings(rows):
+    """What the table says, as text lines: the distillation gap in pooled
+    standard deviations (and how many seeds give the resolution of 6 pooled
+    std at 3 seeds: the standard error of a difference of means shrinks as
+    sqrt(2 / seeds)), and each selector against random samples at the
+    nearest spent cost: ``beats`` / ``loses`` by more than the pooled std,
+    else ``tie``."""
+    lines = []
+    if ('student', None) in rows and ('uniform', None) in rows:
+        (low, s_low), (high, s_high) = (rows['student', None]['metric'],
+                                        rows['uniform', None]['metric'])
+        spread = pooled(s_low, s_high)
+        n = min(rows['student', None]['n'], rows['uniform', None]['n'])
+        if spread > 0:
+            gap = (high - low) / spread
+            seeds = math.ceil(108 / gap ** 2) if gap > 0 else None
+            lines.append(
+                f'- uniform − student = {high - low:.3f}, {gap:.1f} pooled '
+                f'std over {n} seeds; 6 pooled std at 3 seeds would need '
+                f'{seeds or "∞"} seeds at this gap')
+    controls = [(row['cost'][0], row) for (name, _), row in rows.items()
+                if name == 'random_samples']
+    for (name, budget), row in rows.items():
+        if name in ('student', 'uniform', 'random_samples') or not controls:
+            continue
+        cost, control = min(controls,
+                            key=lambda c: abs(c[0] - row['cost'][0]))
+        diff = row['metric'][0] - control['metric'][0]
+        spread = pooled(row['metric'][1], control['metric'][1])
+        verdict = ('beats' if diff > spread else
+                   'loses to' if diff < -spread else 'ties')
+        label = name if budget is None else f'{name}@{budget}'
+        lines.append(
+            f'- {label} at {row["cost"][0]:.2f} spent {verdict} random '
+            f'samples at {cost:.2f} ({diff:+.3f}, pooled std {spread:.3f})')
+    return '\n'.join(lines)
+
+
 def plot(rows, metric, task, out):
     import matplotlib
     matplotlib.use('Agg')
@@ -264,6 +307,7 @@ def main():
         sys.argv[1:])
     report = (f'# Pareto frontier, digits {args.task}\n\n`{command}`\n\n'
               f'{table(rows, spec["metric"], teacher_record)}\n\n'
+              f'{standings(rows)}\n\n'
               'Mean ± std over seeds; spent teacher compute: the teacher '
               'FLOPs of the calls made per sample over the whole run '
               '(distill_cost_mean), 1 = uniform KD; wall time with '
