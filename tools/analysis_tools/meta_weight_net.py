@@ -40,6 +40,7 @@ from analysis_tools.benchmark_meta_weight import (  # noqa: E402
     benchmark, markdown)
 from analysis_tools.plot_meta_weights import plot_weighting  # noqa: E402
 from model_converters.extract_weights import extract  # noqa: E402
+from pyramidkd_mm.datasets import prepare_data  # noqa: E402
 
 SETTINGS = dict(  # in the order they run: the targets' settings first
     clean=dict(), uniform40=dict(noise='uniform', rate=0.4),
@@ -221,8 +222,9 @@ def table(results, settings):
     lines = ['| setting | wrong labels | method | top-1 last | top-1 best | '
              'mean weight | runs |', '|---' * 7 + '|']
     for setting in settings:
-        root = osp.join(ROOT, 'data', 'digits', 'cls_noisy', setting)
-        with open(osp.join(root, 'info.json')) as f:
+        cfg = method_config('ce', setting, 10, 0)
+        prepare_data(cfg)  # runs cached elsewhere leave no data here
+        with open(osp.join(cfg.noisy_digits_data.root, 'info.json')) as f:
             wrong = f"{100 * json.load(f)['mislabelled_fraction']:.0f} %"
         for method in METHODS:
             runs = results.get((setting, method))
