@@ -200,8 +200,8 @@ def standings(rows):
     standard deviations (and how many seeds give the resolution of 6 pooled
     std at 3 seeds: the standard error of a difference of means shrinks as
     sqrt(2 / seeds)), and each selector against random samples at the
-    nearest spent cost: ``beats`` / ``loses`` by more than the pooled std,
-    else ``tie``."""
+    nearest spent cost: ``beats`` / ``loses to`` by more than the pooled
+    std, else ``ties``."""
     lines = []
     if ('student', None) in rows and ('uniform', None) in rows:
         (low, s_low), (high, s_high) = (rows['student', None]['metric'],
@@ -210,7 +210,8 @@ def standings(rows):
         n = min(rows['student', None]['n'], rows['uniform', None]['n'])
         if spread > 0:
             gap = (high - low) / spread
-            seeds = math.ceil(108 / gap ** 2) if gap > 0 else None
+            # gap * sqrt(seeds / 2) standard errors = 6 * sqrt(3 / 2)
+            seeds = math.ceil(3 * 6 ** 2 / gap ** 2) if gap > 0 else None
             lines.append(
                 f'- uniform − student = {high - low:.3f}, {gap:.1f} pooled '
                 f'std over {n} seeds; 6 pooled std at 3 seeds would need '
