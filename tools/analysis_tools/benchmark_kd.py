@@ -9,7 +9,7 @@ level losses, ``kd_random`` the same with half the samples skipped at
 random (:class:`RandomSelector`, budget 0.5: what any selector spending
 0.5 by skipping samples costs, e.g. RL-KD at its budget without its
 policy), ``rl_policy`` and ``rl_joint`` train the RL-KD
-distiller in phase 2 (its `freeze` module frozen) and phase 3, including the
+distiller in phase 2 (its ``freeze`` module frozen) and phase 3, including the
 reward measurement after each step and the PPO updates, ``rl_meta`` trains
 ``{task}_rl_kd_meta.py`` in phase 4 (meta-updates over the run's rollouts
 and the recorded tasks instead of PPO), and ``teacher`` runs
