@@ -1,8 +1,6 @@
 # DeepLabV3+ R18-V1c teacher on the embedded digits segmentation scenes
-# (background + 10 digit classes, 128 px, CPU-sized). Measured: these 1000
-# iterations learn digit versus background but not which digit (10.9 mIoU,
-# README "Digits segmentation"); a usable teacher needs a longer schedule or
-# an easier setting.
+# (background + 10 digit classes, 64 px, CPU-sized): 82.8 mIoU after these
+# 1600 iterations (13 min on one core, README "Digits segmentation").
 _base_ = [
     'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
     'mmseg::_base_/default_runtime.py',
@@ -13,8 +11,8 @@ randomness = dict(seed=0)  # reproducible runs on the embedded data
 
 data_root = 'data/digits/seg/'
 digits_data = dict(task='seg', root=data_root)
-crop_size = (128, 128)
-max_iters = 1000
+crop_size = (64, 64)
+max_iters = 1600
 norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN needs GPUs
 
 model = dict(

@@ -91,16 +91,17 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
     sys.path.insert(0, os.path.join(REPO, 'tools', 'analysis_tools'))
     import pareto
 
-    def row(mean, std, cost):
+    def row(mean, std, cost, per_seed=None):
         return dict(n=3, metric=(mean, std), cost=(cost, 0.0),
-                    wall=(1.0, 0.0))
+                    wall=(1.0, 0.0), per_seed=per_seed or {})
 
     rows = {('student', None): row(0.54, 0.01, 0.0),
             ('uniform', None): row(0.58, 0.01, 1.0),
             ('random_samples', 0.5): row(0.56, 0.01, 0.5),
-            ('random_samples', 0.6): row(0.55, 0.01, 0.6),
+            ('random_samples', 0.6): row(0.55, 0.3, 0.6,
+                                         {0: 0.9, 1: 0.5, 2: 0.3}),
             ('uncertainty', 0.5): row(0.575, 0.01, 0.5),
-            ('rl', 0.5): row(0.555, 0.01, 0.62)}
+            ('rl', 0.5): row(0.555, 0.3, 0.62, {0: 0.95, 1: 0.6, 2: 0.3})}
     lines = pareto.standings(rows).splitlines()
     # gap 0.04 = 4 pooled std: 108 / 16 -> 7 seeds
     assert lines[0].startswith('- uniform − student = 0.040, 4.0 pooled')
@@ -108,4 +109,6 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
     # compared with the random control nearest in spent cost
     assert ('- uncertainty@0.5 at 0.50 spent beats random samples at 0.50 '
             '(+0.015') in lines[1]
+    # a tie by the pooled std; per seed, +0.05, +0.1 and 0
     assert '- rl@0.5 at 0.62 spent ties random samples at 0.60' in lines[2]
+    assert lines[2].endswith('paired by seed +0.050 ± 0.050 over 3)')

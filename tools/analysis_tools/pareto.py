@@ -158,17 +158,19 @@ def mean_std(values):
 
 
 def aggregate(records, metric):
-    """{(selector, budget): dict(metric, cost, wall mean and std, n)}."""
+    """{(selector, budget): dict(metric, cost, wall mean and std, n and the
+    metric per seed)}."""
     points = {}
-    for (name, budget, _), record in records.items():
-        points.setdefault((name, budget), []).append(record)
+    for (name, budget, seed), record in records.items():
+        points.setdefault((name, budget), {})[seed] = record
     rows = {}
     for key, group in points.items():
         rows[key] = dict(
             n=len(group),
-            metric=mean_std([r.metrics[metric] for r in group]),
-            cost=mean_std([r.distill_cost or 0.0 for r in group]),
-            wall=mean_std([r.wall_s / 60 for r in group]))
+            metric=mean_std([r.metrics[metric] for r in group.values()]),
+            per_seed={s: r.metrics[metric] for s, r in group.items()},
+            cost=mean_std([r.distill_cost or 0.0 for r in group.values()]),
+            wall=mean_std([r.wall_s / 60 for r in group.values()]))
     return rows
 
 
@@ -195,13 +197,25 @@ def pooled(*stds):
     return math.sqrt(sum(s * s for s in stds) / len(stds))
 
 
+def paired(row, base):
+    """' paired by seed: ...' text: mean ± std of ``row`` - ``base`` over
+    the seeds both ran (same initial state and batches per seed), or ''."""
+    seeds = sorted(set(row['per_seed']) & set(base['per_seed']))
+    if len(seeds) < 2:
+        return ''
+    mean, std = mean_std([row['per_seed'][s] - base['per_seed'][s]
+                          for s in seeds])
+    return f'; paired by seed {mean:+.3f} ± {std:.3f} over {len(seeds)}'
+
+
 def standings(rows):
     """What the table says, as text lines: the distillation gap in pooled
     standard deviations (and how many seeds give the resolution of 6 pooled
     std at 3 seeds: the standard error of a difference of means shrinks as
     sqrt(2 / seeds)), and each selector against random samples at the
     nearest spent cost: ``beats`` / ``loses to`` by more than the pooled
-    std, else ``ties``."""
+    std, else ``ties``. Each line adds the per-seed paired difference,
+    which seed-to-seed swings of a whole run do not blur."""
     lines = []
     if ('student', None) in rows and ('uniform', None) in rows:
         (low, s_low), (high, s_high) = (rows['student', None]['metric'],
@@ -215,7 +229,8 @@ def standings(rows):
             lines.append(
                 f'- uniform − student = {high - low:.3f}, {gap:.1f} pooled '
                 f'std over {n} seeds; 6 pooled std at 3 seeds would need '
-                f'{seeds or "∞"} seeds at this gap')
+                f'{seeds or "∞"} seeds at this gap'
+                + paired(rows['uniform', None], rows['student', None]))
     controls = [(row['cost'][0], row) for (name, _), row in rows.items()
                 if name == 'random_samples']
     for (name, budget), row in rows.items():
@@ -230,7 +245,8 @@ def standings(rows):
         label = name if budget is None else f'{name}@{budget}'
         lines.append(
             f'- {label} at {row["cost"][0]:.2f} spent {verdict} random '
-            f'samples at {cost:.2f} ({diff:+.3f}, pooled std {spread:.3f})')
+            f'samples at {cost:.2f} ({diff:+.3f}, pooled std {spread:.3f}'
+            f'{paired(row, control)})')
     return '\n'.join(lines)
 
 
