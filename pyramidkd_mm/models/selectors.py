@@ -150,11 +150,15 @@ class RLSelector(LevelSelector):
             if 'entropy' in signals else None
         decisions = dict(levels=len(self.levels), sample=1,
                          sample_levels=1 + len(self.levels))[action]
-        self.policy = MODELS.build({
-            'type': 'pyramidkd_mm.PolicyNetwork', **policy,
-            'state_dim': PolicyNetwork.state_dim_for(
-                kwargs['top_channels'], kwargs['level_channels'])
-            + len(signals), 'num_levels': decisions})
+        # On a forked RNG: the Runner initialises the student's weights
+        # after the model is built, from the global RNG, and RL-KD must
+        # start from the same student as every other selector of its seed.
+        with torch.random.fork_rng(devices=[]):
+            self.policy = MODELS.build({
+                'type': 'pyramidkd_mm.PolicyNetwork', **policy,
+                'state_dim': PolicyNetwork.state_dim_for(
+                    kwargs['top_channels'], kwargs['level_channels'])
+                + len(signals), 'num_levels': decisions})
         self.env = DistillationEnvironment(len(self.levels), **env)
         self.trainer = PPOTrainer(self.policy, **ppo)
         self.rollout_iters = rollout_iters

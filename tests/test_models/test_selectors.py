@@ -37,6 +37,16 @@ def test_policy_sized_from_the_student(toy_teacher):
     assert 'selector.policy.encoder.0.weight' in ignored
 
 
+def test_building_the_policy_leaves_the_global_rng_alone(toy_teacher):
+    # The Runner draws the student's initial weights from the global RNG
+    # after building the model: RL-KD must start where uniform KD starts.
+    torch.manual_seed(0)
+    make(toy_teacher)
+    uniform_next = torch.rand(8)
+    rl_model(toy_teacher)
+    assert torch.equal(torch.rand(8), uniform_next)
+
+
 def test_uniform_phase_selects_everything_and_waits_for_nothing(
         toy_teacher):
     model = rl_model(toy_teacher)
