@@ -198,7 +198,7 @@ def pooled(*stds):
 
 
 def paired(row, base):
-    """' paired by seed: ...' text: mean ± std of ``row`` - ``base`` over
+    """'; paired by seed ...' text: mean ± std of ``row`` - ``base`` over
     the seeds both ran (same initial state and batches per seed), or ''."""
     seeds = sorted(set(row['per_seed']) & set(base['per_seed']))
     if len(seeds) < 2:
