@@ -165,10 +165,10 @@ def aggregate(records, metric):
         points.setdefault((name, budget), {})[seed] = record
     rows = {}
     for key, group in points.items():
+        per_seed = {s: r.metrics[metric] for s, r in sorted(group.items())}
         rows[key] = dict(
-            n=len(group),
-            metric=mean_std([r.metrics[metric] for r in group.values()]),
-            per_seed={s: r.metrics[metric] for s, r in group.items()},
+            n=len(group), per_seed=per_seed,
+            metric=mean_std(list(per_seed.values())),
             cost=mean_std([r.distill_cost or 0.0 for r in group.values()]),
             wall=mean_std([r.wall_s / 60 for r in group.values()]))
     return rows
@@ -180,16 +180,18 @@ def fmt(pair, digits=3):
 
 
 def table(rows, metric, teacher):
-    lines = [f'| selector | budget | {metric} | spent teacher compute | '
-             'wall time (min) | seeds |', '|---|---|---|---|---|---|']
+    lines = [f'| selector | budget | {metric} | per seed | spent teacher '
+             'compute | wall time (min) | seeds |', '|---' * 7 + '|']
     for (name, budget), row in sorted(
             rows.items(), key=lambda kv: (kv[1]['cost'][0], kv[0][0])):
+        seeds = ' / '.join(f'{v:.3f}' for v in row['per_seed'].values())
         lines.append(f"| {name} | {'-' if budget is None else budget} | "
-                     f"{fmt(row['metric'])} | {fmt(row['cost'], 2)} | "
-                     f"{fmt(row['wall'], 1)} | {row['n']} |")
+                     f"{fmt(row['metric'])} | {seeds} | "
+                     f"{fmt(row['cost'], 2)} | {fmt(row['wall'], 1)} | "
+                     f"{row['n']} |")
     if teacher is not None:
         lines.append(f'| teacher | - | {teacher.metrics[metric]:.3f} | - | '
-                     f'{teacher.wall_s / 60:.1f} | 1 |')
+                     f'- | {teacher.wall_s / 60:.1f} | 1 |')
     return '\n'.join(lines)
 
 
@@ -325,7 +327,8 @@ def main():
     report = (f'# Pareto frontier, digits {args.task}\n\n`{command}`\n\n'
               f'{table(rows, spec["metric"], teacher_record)}\n\n'
               f'{standings(rows)}\n\n'
-              'Mean ± std over seeds; spent teacher compute: the teacher '
+              'Mean ± std over seeds (per seed: in seed order); spent '
+              'teacher compute: the teacher '
               'FLOPs of the calls made per sample over the whole run '
               '(distill_cost_mean), 1 = uniform KD; wall time with '
               f'{args.jobs} run(s) in parallel on the machine.\n')
