@@ -23,7 +23,11 @@ class DistillPhaseHook(Hook):
        meta-learned across the run's task and recorded tasks
        (:class:`MetaPhase`) instead of PPO-trained on the run's task alone.
 
-    In phases 2 and 3, after every optimiser step the hook measures the
+    Before every iteration of phases 2 and 3 the hook paces the budget
+    (:meth:`DistillationEnvironment.pace`): the policy's target is what is
+    left of the run's budget after phase 1's uniform distillation and its
+    own spending, over what is left of the run (logged as ``rl_target``).
+    After every optimiser step the hook measures the
     step's outcome (:meth:`PyramidDistiller.outcome`) and passes it to
     :meth:`RLSelector.learn`, which updates the policy with PPO every
     ``rollout_iters`` iterations. Rewards, selection statistics and the PPO
@@ -111,6 +115,12 @@ class DistillPhaseHook(Hook):
             self._enter(runner, phase)
         runner.message_hub.update_scalar('train/rl_phase',
                                          PHASES.index(phase) + 1)
+        if phase != 'uniform':
+            model = unwrapped_model(runner)
+            env = model.selector.env
+            env.pace(model.spent, runner.iter / runner.max_iters)
+            runner.message_hub.update_scalar('train/rl_target',
+                                             env.target.item())
 
     def _enter(self, runner, phase):
         model = unwrapped_model(runner)

@@ -12,7 +12,7 @@ between :meth:`reset` (state, before the step) and :meth:`step` (the measured
 outcome, after it). The reward of sample ``i`` is
 
     g_i = sum_{l selected} (L_il(before) - L_il(after)) / scale_l
-    r_i = g_i / gain_scale + lam * (budget - cost_i)
+    r_i = g_i / gain_scale + lam * (target - cost_i)
 
 ``L_il(before)`` is the level's distillation loss in the training forward,
 ``L_il(after)`` the same loss recomputed right after the optimiser step with
@@ -36,6 +36,14 @@ multiplier by default: after every step it moves by ``lam_lr`` times the
 step's cost in excess of the budget (never below zero), raising the price of
 compute while the policy overspends and lowering it while it saves, until
 the cost settles at the budget. ``lam_lr=0`` keeps ``lam`` fixed.
+
+``budget`` is what the whole run may spend, phases without a policy (RL-KD's
+uniform warm-up) included. :meth:`pace` turns it into the step's
+``target``: what is left of the run's budget spread over what is left of the
+run, so a warm-up that distilled everything, or a policy that overspent,
+is paid back by spending less later. The target stands in for ``budget`` in
+the reward, the dual update and the state; without :meth:`pace` it is the
+budget.
 
 Running statistics (loss, selection rate per level, cost used) are averaged
 over all ranks before they are updated, so states agree across DDP ranks.
@@ -63,15 +71,15 @@ class DistillationEnvironment(nn.Module):
     (the student's deepest backbone output), its pooled student pyramid
     levels, the current distillation loss (running mean per selected level),
     the levels selected so far in training (running selection rate per
-    level) and the budget remaining (``budget`` minus the running cost).
+    level) and the budget remaining (``target`` minus the running cost).
     Each pooled feature block is layer-normalised, so the policy sees
     feature patterns, not their scale. The size is
     :meth:`PolicyNetwork.state_dim_for` of the channels.
 
     Args:
         num_levels (int): number of pyramid levels L.
-        budget (float): target teacher compute per sample, as a fraction of
-            distilling every level.
+        budget (float): teacher compute per sample the run may spend, as a
+            fraction of distilling every level (see :meth:`pace`).
         reward (str): ``'gain'`` or ``'gap'`` (see the module).
         lam (float): initial reward per unit of compute saved below the
             budget.
@@ -99,6 +107,24 @@ class DistillationEnvironment(nn.Module):
         self.register_buffer('select_rate', torch.ones(num_levels))
         self.register_buffer('cost_mean', torch.ones(1))
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
+        # recomputed by pace() before every step it applies to
+        self.register_buffer('target', torch.tensor([float(budget)]),
+                             persistent=False)
+
+    def pace(self, spent, progress):
+        """Sets the step's ``target`` so that the run ends at ``budget``.
+
+        Args:
+            spent (Tensor): (2,) this rank's teacher compute spent so far
+                and its number of samples (:class:`PyramidDistiller`'s
+                ``spent``); averaged over ranks.
+            progress (float): fraction of the run's iterations done, < 1.
+        """
+        if not 0 <= progress < 1:
+            raise ValueError(f'progress {progress} must be in [0, 1)')
+        used, _ = _global_mean(spent[:1].float(), spent[1:].float())
+        left = (self.budget - used * progress) / (1 - progress)
+        self.target.copy_(left.clamp(0, 1))
 
     def reset(self, top, levels, signals=None):
         """States of a batch of new episodes.
@@ -116,7 +142,7 @@ class DistillationEnvironment(nn.Module):
                   for f in (top, *levels)]
         batch = top.shape[0]
         stats = torch.cat([self.loss_mean, self.select_rate,
-                           self.budget - self.cost_mean])
+                           self.target - self.cost_mean])
         extra = [] if signals is None else [signals.float()]
         return torch.cat(pooled + [stats.expand(batch, -1)] + extra, dim=1)
 
@@ -154,7 +180,7 @@ class DistillationEnvironment(nn.Module):
         if first and gain_mean > 0:
             self.gain_scale.copy_(gain_mean)
         rewards = (gain / self.gain_scale
-                   + self.lam * (self.budget - cost))
+                   + self.lam * (self.target - cost))
         info = dict(selected=actions.bool(), distill_loss=loss_before.sum(1),
                     gain=gain, cost_used=cost, cost_saved=1 - cost,
                     lam=self.lam.expand_as(rewards).clone())
@@ -177,6 +203,6 @@ class DistillationEnvironment(nn.Module):
         self.loss_mean.mul_(m).add_((1 - m) * loss)
         if gain_mean > 0:
             self.gain_scale.mul_(m).add_((1 - m) * gain_mean)
-        self.lam.add_(self.lam_lr * (stats[-1] - self.budget))
+        self.lam.add_(self.lam_lr * (stats[-1] - self.target[0]))
         self.lam.clamp_(min=0)
         self.steps += 1

@@ -77,6 +77,11 @@ def test_phases_switch_freeze_and_log(tmp_path, toy_teacher):
                 'rl_phase'):
         assert f'train/{key}' in hub.log_scalars, key
     assert hub.get_scalar('train/rl_phase').current() == 3
+    # phase 1 spent 1 on 2 of 7 iterations: the rest of the run may spend
+    # (0.5 - 2 / 7) / (5 / 7) = 0.3 of the default budget 0.5 per sample
+    targets = hub.get_scalar('train/rl_target').data[0]
+    assert targets[0] == pytest.approx(0.3)
+    assert len(targets) == 5 and all(0 <= t <= 1 for t in targets)
 
 
 def test_resume_in_phase_two_continues_it(tmp_path, toy_teacher):

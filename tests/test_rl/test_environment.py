@@ -76,3 +76,27 @@ def test_price_of_compute_follows_the_budget(cost, direction):
     fixed.step(torch.ones(2, 1), torch.ones(2, 1), torch.ones(2, 1),
                torch.full((2, ), cost))
     assert fixed.lam.item() == pytest.approx(0.05)
+
+
+def test_pace_spreads_what_is_left_of_the_budget():
+    env = DistillationEnvironment(num_levels=1, budget=0.5, lam=1.0,
+                                  lam_lr=0)
+    # a uniform fifth of the run (cost 1 on 40 samples) leaves 0.375
+    env.pace(torch.tensor([40., 40.], dtype=torch.float64), 0.2)
+    torch.testing.assert_close(env.target, torch.tensor([0.375]))
+    rewards, _, _ = env.step(torch.ones(2, 1), torch.ones(2, 1),
+                             torch.ones(2, 1), torch.tensor([0.375, 1.]))
+    # no gain (before == after): the reward is the price of the cost
+    torch.testing.assert_close(rewards, torch.tensor([0., -0.625]))
+    states = env.reset(torch.randn(1, 4, 1, 1), [torch.randn(1, 4, 1, 1)])
+    assert states[0, -1].item() == pytest.approx(0.375 - env.cost_mean[0])
+    # having spent less than the budget leaves more; never above 1 or
+    # below 0
+    env.pace(torch.tensor([10., 100.], dtype=torch.float64), 0.5)
+    assert env.target.item() == pytest.approx(0.9)
+    env.pace(torch.tensor([0., 100.], dtype=torch.float64), 0.9)
+    assert env.target.item() == 1
+    env.pace(torch.tensor([100., 100.], dtype=torch.float64), 0.6)
+    assert env.target.item() == 0
+    with pytest.raises(ValueError, match='progress'):
+        env.pace(torch.tensor([1., 1.], dtype=torch.float64), 1.0)
