@@ -4,11 +4,11 @@
 # teacher three quarters of the compute is shared by every level, so the
 # saving is in skipping samples. Reward: the sample's distillation losses in
 # the training forward (no extra pass). Budget: half the teacher's compute
-# in phases 2-3; phase 1 distills every sample, so the run spends about
-# 0.2 + 0.8 x budget. Phases: uniform warm-up, policy learning, joint
-# fine-tuning, nothing frozen. These settings measured best on digits
-# (README, "Digits detection: the Pareto slice"); the seed's design is
-# action='levels', reward='gain', signals=(), freeze='backbone'.
+# over the whole run; phase 1 distills every sample, and DistillPhaseHook
+# paces the policy to spend the rest. Phases: uniform warm-up, policy
+# learning, joint fine-tuning, nothing frozen. These settings measured best
+# on digits (README, "Digits detection: the Pareto slice"); the seed's
+# design is action='levels', reward='gain', signals=(), freeze='backbone'.
 _base_ = ['./det_uniform_kd.py']
 
 model = dict(selector=dict(
