@@ -23,7 +23,7 @@ class DistillPhaseHook(Hook):
        meta-learned across the run's task and recorded tasks
        (:class:`MetaPhase`) instead of PPO-trained on the run's task alone.
 
-    Before every iteration of phases 2 and 3 the hook paces the budget
+    Before every iteration after phase 1 the hook paces the budget
     (:meth:`DistillationEnvironment.pace`): the policy's target is what is
     left of the run's budget after phase 1's uniform distillation and its
     own spending, over what is left of the run (logged as ``rl_target``).
