@@ -1,4 +1,5 @@
-from .control_selectors import RandomSelector, UncertaintySelector
+from .control_selectors import (EarlySelector, RandomSelector,
+                                UncertaintySelector)
 from .distiller import PyramidDistiller
 from .gradnorm import GradNorm
 from .losses import NormalizedMSELoss, PearsonLoss
@@ -9,7 +10,7 @@ from .teacher import build_teacher
 
 __all__ = [
     'PyramidDistiller', 'build_teacher', 'GradNorm', 'NormalizedMSELoss',
-    'PearsonLoss', 'PyramidTap', 'FixedSelector', 'MetaWeightedModel',
-    'MetaWeightNet', 'RandomSelector', 'RLSelector', 'UncertaintySelector',
-    'UniformSelector'
+    'EarlySelector', 'PearsonLoss', 'PyramidTap', 'FixedSelector',
+    'MetaWeightedModel', 'MetaWeightNet', 'RandomSelector', 'RLSelector',
+    'UncertaintySelector', 'UniformSelector'
 ]

@@ -1,5 +1,5 @@
 """The controls a learned selector must beat at the same spent compute: a
-random selector and a teacher-free heuristic.
+random selector, a teacher-free heuristic and an early stop of uniform KD.
 
 Random layer choice is about as good as any strategy in intermediate-layer
 KD ("Layer-Selection Strategy Doesn't Matter (Much)", arXiv 2502.04499), and
@@ -11,6 +11,7 @@ not select never enters the teacher.
 import math
 
 import torch
+from mmengine.logging import MessageHub
 
 from ..registry import MODELS
 from .prediction_entropy import PredictionEntropy
@@ -109,3 +110,38 @@ class UncertaintySelector(LevelSelector):
         mask[entropy.argsort(descending=True)[:_count(batch, self.budget)]] \
             = True
         return mask[:, None].expand(-1, len(self.levels))
+
+
+@MODELS.register_module()
+class EarlySelector(LevelSelector):
+    """Uniform KD for the first ``budget`` of the training iterations, then
+    the student alone: the budget spent by time instead of by sample.
+
+    RL-KD's phase 1 distills every sample for a fifth of the run, so at a
+    small budget a learned selector is mostly this schedule; it is the
+    control for the question whether the selection added anything. The
+    iteration and the run's length come from the Runner
+    (``RuntimeInfoHook`` keeps them in mmengine's ``MessageHub``), so a
+    resumed run continues the schedule.
+
+    Args:
+        budget (float): fraction of the training iterations distilled.
+        **kwargs: see :class:`LevelSelector`.
+    """
+
+    def __init__(self, budget, **kwargs):
+        super().__init__(**kwargs)
+        _check_budget(budget)
+        self.budget = budget
+
+    def forward(self, student_feats, data_samples):
+        hub = MessageHub.get_current_instance()
+        now, total = hub.get_info('iter'), hub.get_info('max_iters')
+        if now is None or total is None:
+            raise RuntimeError(
+                'EarlySelector reads the training iteration that mmengine\'s '
+                'Runner keeps in the MessageHub (RuntimeInfoHook); train '
+                'it with a Runner, or set the infos iter and max_iters')
+        on = now < self.budget * total
+        return torch.full((student_feats[0].shape[0], len(self.levels)), on,
+                          dtype=torch.bool, device=student_feats[0].device)

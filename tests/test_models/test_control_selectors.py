@@ -1,10 +1,12 @@
-"""RandomSelector and UncertaintySelector in the toy distiller: they spend
-their budget, and a skipped sample does no teacher work."""
+"""RandomSelector, UncertaintySelector and EarlySelector in the toy
+distiller: they spend their budget, and a skipped sample does no teacher
+work."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 
 from test_distiller import batch, count_calls, make
 
@@ -66,6 +68,24 @@ def test_skipped_samples_do_no_teacher_work(toy_teacher, selector):
     assert teacher['stem'] == [n for n in selected if n]
     assert 0 < sum(selected) < 6 * 8
     assert math.isclose(sum(selected) / 48, 0.5, abs_tol=0.2)
+
+
+def test_early_selector_distills_the_first_part_of_the_run(toy_teacher):
+    model = make(toy_teacher, selector=dict(type='EarlySelector',
+                                            budget=0.3)).train()
+    teacher = count_calls({'stem': model.teacher.backbone.layer1})
+    hub = MessageHub.get_instance('test_early_selector')  # as a Runner's
+    hub.update_info('max_iters', 20)
+    costs = []
+    for step in range(20):
+        hub.update_info('iter', step)
+        costs.append(model.loss(*batch(4, seed=step))['distill_cost'].item())
+    assert costs == [1.0] * 6 + [0.0] * 14
+    assert teacher['stem'] == [4] * 6  # no teacher work afterwards
+    assert model.spent[0] / model.spent[1] == pytest.approx(0.3)
+    MessageHub.get_instance('test_early_selector_outside_a_runner')
+    with pytest.raises(RuntimeError, match='MessageHub'):
+        model.loss(*batch(4, seed=0))
 
 
 def test_budget_outside_zero_one_is_one_clear_error(toy_teacher):

@@ -85,6 +85,9 @@ def test_a_selector_with_a_budget_of_its_own():
         'det/random_samples_b0.6_s0')
     assert 'model.selector.budget=0.6' in runs[
         'random_samples', 0.6, 0].options
+    early = pareto.grid('cls', ['early@0.3'], [0.5], [1], '/t.pth', '/g')
+    assert early['early', 0.3, 1].options[2:] == [
+        'model.selector.type=EarlySelector', 'model.selector.budget=0.3']
 
 
 def test_standings_name_ties_and_the_seeds_a_gap_needs():

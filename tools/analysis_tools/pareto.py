@@ -3,7 +3,7 @@ compute actually spent, per digits task, over budgets and seeds.
 
     python tools/analysis_tools/pareto.py --task det \
         [--selectors student uniform random_samples random_levels \
-         uncertainty rl mask:p3+p4] [--budgets 0.25 0.5 0.75] \
+         uncertainty early rl mask:p3+p4] [--budgets 0.25 0.5 0.75] \
         [--seeds 0 1 2] [--teacher work_dirs/det_teacher/teacher.pth] \
         [--jobs 2] [--work-root work_dirs/pareto] [--cfg-options k=v ...] \
         [--teacher-cfg-options k=v ...]
@@ -14,14 +14,16 @@ Every (selector, budget, seed) is one training run of the task's KD config
 KD config with every level switched off (the student alone, cost 0),
 ``uniform`` distills every level (cost 1), ``random_samples`` /
 ``random_levels`` are :class:`RandomSelector`, ``uncertainty`` is
-:class:`UncertaintySelector`, ``mask:p3+p4`` a fixed subset (e.g. a layer
-search's choice) and ``rl`` RL-KD with its budget; ``rl:key=value,...``
-is an RL-KD variant for ablations, with keys ``action`` (levels, sample,
-sample_levels), ``reward`` (gain, gap), ``signals`` (entropy), ``recurrent``
-(0/1), ``lam_lr`` (0 fixes the price of compute), ``gradnorm`` (0/1) and
-``freeze`` (the student module frozen in phase 2, or None). A budgeted
-selector written ``name@0.6`` runs at that budget instead of ``--budgets``
-(e.g. a random control at the cost another selector spent). The teacher
+:class:`UncertaintySelector`, ``early`` :class:`EarlySelector` (uniform
+KD for the first ``budget`` of the run), ``mask:p3+p4`` a fixed subset
+(e.g. a layer search's choice) and ``rl`` RL-KD with its budget;
+``rl:key=value,...`` is an RL-KD variant for ablations, with keys ``action``
+(levels, sample, sample_levels), ``reward`` (gain, gap), ``signals`` (entropy),
+``recurrent`` (0/1), ``lam_lr`` (0 fixes the price of compute), ``gradnorm``
+(0/1) and ``freeze`` (the student module frozen in phase 2, or None). A
+budgeted selector written ``name@0.6`` runs at that budget instead of
+``--budgets`` (e.g. a random control at the cost another selector spent). The
+teacher
 is trained first unless ``--teacher`` names its weights. Runs are cached
 in their work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an
 interrupted grid resumes where it stopped. Writes
@@ -52,7 +54,7 @@ TASKS = dict(
     cls=dict(metric='accuracy/top1', budgets=(0.5, ),
              levels=('c2', 'c3', 'c4', 'c5')),
 )
-BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'rl')
+BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'early', 'rl')
 
 
 # RL-KD ablation keys (rl:key=value,...) -> config option
@@ -105,8 +107,10 @@ def selector_options(name, budget, levels):
         return 'uniform_kd', ['model.selector.type=RandomSelector',
                               f'model.selector.budget={budget}',
                               f'model.selector.mode={name[7:]}']
-    if name == 'uncertainty':
-        return 'uniform_kd', ['model.selector.type=UncertaintySelector',
+    if name in ('uncertainty', 'early'):
+        kind = dict(uncertainty='UncertaintySelector',
+                    early='EarlySelector')[name]
+        return 'uniform_kd', [f'model.selector.type={kind}',
                               f'model.selector.budget={budget}']
     if name.split(':')[0] == 'rl':
         return 'rl_kd', [f'model.selector.env.budget={budget}',
