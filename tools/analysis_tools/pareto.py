@@ -22,10 +22,9 @@ KD for the first ``budget`` of the run), ``mask:p3+p4`` a fixed subset
 ``recurrent`` (0/1), ``lam_lr`` (0 fixes the price of compute), ``gradnorm``
 (0/1) and ``freeze`` (the student module frozen in phase 2, or None). A
 budgeted selector written ``name@0.6`` runs at that budget instead of
-``--budgets`` (e.g. a random control at the cost another selector spent). The
-teacher
-is trained first unless ``--teacher`` names its weights. Runs are cached
-in their work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an
+``--budgets`` (e.g. a random control at the cost another selector spent).
+The teacher is trained first unless ``--teacher`` names its weights. Runs
+are cached in their work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an
 interrupted grid resumes where it stopped. Writes
 ``results/pareto_<task>.md`` (mean and std over seeds of the metric, of the
 spent cost and of the wall time) and ``results/pareto_<task>.png``.
