@@ -18,10 +18,15 @@ from .prediction_entropy import PredictionEntropy
 from .selectors import LevelSelector
 
 
-def _check_budget(budget):
-    if not 0 <= budget <= 1:
-        raise ValueError(f'budget {budget} must be in [0, 1]: a fraction of '
-                         'the teacher compute of uniform KD')
+class BudgetSelector(LevelSelector):
+    """A control that spends ``budget`` of uniform KD's teacher compute."""
+
+    def __init__(self, budget, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= budget <= 1:
+            raise ValueError(f'budget {budget} must be in [0, 1]: a fraction '
+                             'of the teacher compute of uniform KD')
+        self.budget = budget
 
 
 def _count(batch, budget):
@@ -33,7 +38,7 @@ def _count(batch, budget):
 
 
 @MODELS.register_module()
-class RandomSelector(LevelSelector):
+class RandomSelector(BudgetSelector):
     """Random (sample, level) choices with an expected teacher cost of
     ``budget``.
 
@@ -49,12 +54,11 @@ class RandomSelector(LevelSelector):
     """
 
     def __init__(self, budget, mode='samples', **kwargs):
-        super().__init__(**kwargs)
-        _check_budget(budget)
+        super().__init__(budget, **kwargs)
         if mode not in ('samples', 'levels'):
             raise ValueError(f"RandomSelector mode must be 'samples' or "
                              f"'levels', got {mode!r}")
-        self.budget, self.mode = budget, mode
+        self.mode = mode
         self.probability = budget if mode == 'samples' else \
             self._level_probability(kwargs['teacher_cost'], budget)
 
@@ -82,7 +86,7 @@ class RandomSelector(LevelSelector):
 
 
 @MODELS.register_module()
-class UncertaintySelector(LevelSelector):
+class UncertaintySelector(BudgetSelector):
     """Distill the samples the student is least sure of (DynamicKD-style),
     on every level, from what the student computes anyway.
 
@@ -98,9 +102,7 @@ class UncertaintySelector(LevelSelector):
     """
 
     def __init__(self, budget, **kwargs):
-        super().__init__(**kwargs)
-        _check_budget(budget)
-        self.budget = budget
+        super().__init__(budget, **kwargs)
         self.entropy = PredictionEntropy(kwargs['student'])
 
     def forward(self, student_feats, data_samples):
@@ -113,7 +115,7 @@ class UncertaintySelector(LevelSelector):
 
 
 @MODELS.register_module()
-class EarlySelector(LevelSelector):
+class EarlySelector(BudgetSelector):
     """Uniform KD for the first ``budget`` of the training iterations, then
     the student alone: the budget spent by time instead of by sample.
 
@@ -128,11 +130,6 @@ class EarlySelector(LevelSelector):
         budget (float): fraction of the training iterations distilled.
         **kwargs: see :class:`LevelSelector`.
     """
-
-    def __init__(self, budget, **kwargs):
-        super().__init__(**kwargs)
-        _check_budget(budget)
-        self.budget = budget
 
     def forward(self, student_feats, data_samples):
         hub = MessageHub.get_current_instance()
