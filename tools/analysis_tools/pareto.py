@@ -54,6 +54,8 @@ TASKS = dict(
              levels=('c2', 'c3', 'c4', 'c5')),
 )
 BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'early', 'rl')
+# controls whose only option is the budget -> their selector type
+CONTROLS = dict(uncertainty='UncertaintySelector', early='EarlySelector')
 
 
 # RL-KD ablation keys (rl:key=value,...) -> config option
@@ -106,10 +108,8 @@ def selector_options(name, budget, levels):
         return 'uniform_kd', ['model.selector.type=RandomSelector',
                               f'model.selector.budget={budget}',
                               f'model.selector.mode={name[7:]}']
-    if name in ('uncertainty', 'early'):
-        kind = dict(uncertainty='UncertaintySelector',
-                    early='EarlySelector')[name]
-        return 'uniform_kd', [f'model.selector.type={kind}',
+    if name in CONTROLS:
+        return 'uniform_kd', [f'model.selector.type={CONTROLS[name]}',
                               f'model.selector.budget={budget}']
     if name.split(':')[0] == 'rl':
         return 'rl_kd', [f'model.selector.env.budget={budget}',
