@@ -1,5 +1,6 @@
 """The controls a learned selector must beat at the same spent compute: a
-random selector, a teacher-free heuristic and an early stop of uniform KD.
+random selector (optionally after RL-KD's uniform warm-up), a teacher-free
+heuristic and an early stop of uniform KD.
 
 Random layer choice is about as good as any strategy in intermediate-layer
 KD ("Layer-Selection Strategy Doesn't Matter (Much)", arXiv 2502.04499), and
@@ -29,6 +30,20 @@ class BudgetSelector(LevelSelector):
         self.budget = budget
 
 
+def _run_progress(selector):
+    """(iteration, training iterations) of the Runner that trains
+    ``selector``: ``RuntimeInfoHook`` keeps them in mmengine's MessageHub,
+    so a resumed run continues the schedule."""
+    hub = MessageHub.get_current_instance()
+    now, total = hub.get_info('iter'), hub.get_info('max_iters')
+    if now is None or total is None:
+        raise RuntimeError(
+            f'{type(selector).__name__} reads the training iteration that '
+            "mmengine's Runner keeps in the MessageHub (RuntimeInfoHook); "
+            'train it with a Runner, or set the infos iter and max_iters')
+    return now, total
+
+
 def _count(batch, budget):
     """How many of ``batch`` samples to select: ``budget * batch`` rounded
     up or down at random, so that the expected fraction is ``budget``."""
@@ -42,6 +57,13 @@ class RandomSelector(BudgetSelector):
     """Random (sample, level) choices with an expected teacher cost of
     ``budget``.
 
+    With ``warmup``, every sample is distilled for that first fraction of
+    the training iterations and the random choices after it spend what is
+    left, ``(budget - warmup) / (1 - warmup)`` a sample: RL-KD's schedule
+    (a uniform phase 1, then the budget paid back) with random choices in
+    place of the policy's, the control for whether the policy's choices
+    add anything to its schedule.
+
     Args:
         budget (float): expected teacher compute per sample, a fraction of
             uniform KD's.
@@ -50,17 +72,26 @@ class RandomSelector(BudgetSelector):
             teacher's compute is); ``'levels'``: each (sample, level) pair
             independently with the one probability whose expected cost is
             ``budget``.
+        warmup (float): fraction of the training iterations in which every
+            sample is distilled, at most ``budget``; read from the Runner
+            like :class:`EarlySelector`'s.
         **kwargs: see :class:`LevelSelector` (``teacher_cost`` is needed).
     """
 
-    def __init__(self, budget, mode='samples', **kwargs):
+    def __init__(self, budget, mode='samples', warmup=0., **kwargs):
         super().__init__(budget, **kwargs)
         if mode not in ('samples', 'levels'):
             raise ValueError(f"RandomSelector mode must be 'samples' or "
                              f"'levels', got {mode!r}")
+        if not 0 <= warmup <= budget or warmup == 1:
+            raise ValueError(f'RandomSelector warmup {warmup} must be in '
+                             f'[0, budget={budget}] and below 1: the warm-up '
+                             'distills every sample, so it spends its length')
         self.mode = mode
-        self.probability = budget if mode == 'samples' else \
-            self._level_probability(kwargs['teacher_cost'], budget)
+        self.warmup = warmup
+        rate = (budget - warmup) / (1 - warmup)
+        self.probability = rate if mode == 'samples' else \
+            self._level_probability(kwargs['teacher_cost'], rate)
 
     def _level_probability(self, teacher_cost, budget):
         """The p with ``teacher_cost.expected(p, ..., p) == budget``
@@ -78,6 +109,10 @@ class RandomSelector(BudgetSelector):
     def forward(self, student_feats, data_samples):
         batch = student_feats[0].shape[0]
         device = student_feats[0].device
+        if self.warmup:
+            now, total = _run_progress(self)
+            if now < self.warmup * total:
+                return self.all_levels(student_feats)
         if self.mode == 'samples':
             picked = torch.rand(batch, device=device) < self.probability
             return picked[:, None].expand(-1, len(self.levels))
@@ -132,13 +167,7 @@ class EarlySelector(BudgetSelector):
     """
 
     def forward(self, student_feats, data_samples):
-        hub = MessageHub.get_current_instance()
-        now, total = hub.get_info('iter'), hub.get_info('max_iters')
-        if now is None or total is None:
-            raise RuntimeError(
-                'EarlySelector reads the training iteration that mmengine\'s '
-                'Runner keeps in the MessageHub (RuntimeInfoHook); train '
-                'it with a Runner, or set the infos iter and max_iters')
+        now, total = _run_progress(self)
         on = now < self.budget * total
         return torch.full((student_feats[0].shape[0], len(self.levels)), on,
                           dtype=torch.bool, device=student_feats[0].device)

@@ -1,6 +1,6 @@
-"""RandomSelector, UncertaintySelector and EarlySelector in the toy
-distiller: they spend their budget, and a skipped sample does no teacher
-work."""
+"""RandomSelector (with and without warm-up), UncertaintySelector and
+EarlySelector in the toy distiller: they spend their budget, and a skipped
+sample does no teacher work."""
 import math
 
 import pytest
@@ -88,9 +88,29 @@ def test_early_selector_distills_the_first_part_of_the_run(toy_teacher):
         model.loss(*batch(4, seed=0))
 
 
+@pytest.mark.parametrize('mode', ['samples', 'levels'])
+def test_random_selector_after_a_warmup_pays_it_back(toy_teacher, mode):
+    torch.manual_seed(0)
+    model = make(toy_teacher, selector=dict(
+        type='RandomSelector', budget=0.5, mode=mode, warmup=0.2)).train()
+    hub = MessageHub.get_instance('test_random_selector_warmup')
+    hub.update_info('max_iters', 100)
+    costs = []
+    for step in range(100):
+        hub.update_info('iter', step)
+        costs.append(model.loss(*batch(8, seed=step))['distill_cost'].item())
+    assert costs[:20] == [1.0] * 20  # RL-KD's uniform phase 1
+    # afterwards (0.5 - 0.2) / 0.8 = 0.375 a sample, so the run spends 0.5
+    assert sum(costs[20:]) / 80 == pytest.approx(0.375, abs=0.04)
+    assert model.spent[0] / model.spent[1] == pytest.approx(0.5, abs=0.03)
+
+
 def test_budget_outside_zero_one_is_one_clear_error(toy_teacher):
     with pytest.raises(ValueError, match='budget'):
         make(toy_teacher, selector=dict(type='RandomSelector', budget=1.5))
     with pytest.raises(ValueError, match="'samples' or 'levels'"):
         make(toy_teacher, selector=dict(type='RandomSelector', budget=0.5,
                                         mode='pairs'))
+    with pytest.raises(ValueError, match='warmup'):
+        make(toy_teacher, selector=dict(type='RandomSelector', budget=0.3,
+                                        warmup=0.5))

@@ -68,8 +68,14 @@ def test_rl_variants_map_to_config_options():
     assert cfg.model.selector.env.budget == 0.5
     assert cfg.custom_hooks[0]['freeze'] is None
     assert cfg.randomness.seed == 1
-    with pytest.raises(ValueError, match='unknown RL-KD option'):
-        pareto.rl_options('actions=sample')
+    with pytest.raises(ValueError, match="unknown selector option 'actions'"):
+        pareto.variant_options('actions=sample', pareto.RL_KEYS)
+    (key, run), = pareto.grid('det', ['random_samples:warmup=0.2'], [0.5],
+                              [1], '/t.pth', '/g').items()
+    assert run.options[2:] == [
+        'model.selector.type=RandomSelector', 'model.selector.budget=0.5',
+        'model.selector.mode=samples', 'model.selector.warmup=0.2']
+    assert run.work_dir.endswith('det/random_samples_warmup_0.2_b0.5_s1')
 
 
 def test_a_selector_with_a_budget_of_its_own():
@@ -104,7 +110,8 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
             ('random_samples', 0.6): row(0.55, 0.3, 0.6,
                                          {0: 0.9, 1: 0.5, 2: 0.3}),
             ('uncertainty', 0.5): row(0.575, 0.01, 0.5),
-            ('rl', 0.5): row(0.555, 0.3, 0.62, {0: 0.95, 1: 0.6, 2: 0.3})}
+            ('rl', 0.5): row(0.555, 0.3, 0.62, {0: 0.95, 1: 0.6, 2: 0.3}),
+            ('random_samples:warmup=0.2', 0.5): row(0.57, 0.01, 0.5)}
     lines = pareto.standings(rows).splitlines()
     # gap 0.04 = 4 pooled std: 108 / 16 -> 7 seeds
     assert lines[0].startswith('- uniform − student = 0.040, 4.0 pooled')
@@ -115,3 +122,9 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
     # a tie by the pooled std; per seed, +0.05, +0.1 and 0
     assert '- rl@0.5 at 0.62 spent ties random samples at 0.60' in lines[2]
     assert lines[2].endswith('paired by seed +0.050 ± 0.050 over 3)')
+    # RL-KD also against its own schedule with random choices
+    assert lines[3].startswith('- rl@0.5 at 0.62 spent ties random samples'
+                               ':warmup=0.2 at 0.50 (-0.015')
+    assert lines[4].startswith('- random_samples:warmup=0.2@0.5 at 0.50 '
+                               'spent ties random samples at 0.50')
+    assert len(lines) == 5

@@ -20,9 +20,12 @@ KD for the first ``budget`` of the run), ``mask:p3+p4`` a fixed subset
 ``rl:key=value,...`` is an RL-KD variant for ablations, with keys ``action``
 (levels, sample, sample_levels), ``reward`` (gain, gap), ``signals`` (entropy),
 ``recurrent`` (0/1), ``lam_lr`` (0 fixes the price of compute), ``gradnorm``
-(0/1) and ``freeze`` (the student module frozen in phase 2, or None). A
-budgeted selector written ``name@0.6`` runs at that budget instead of
-``--budgets`` (e.g. a random control at the cost another selector spent).
+(0/1) and ``freeze`` (the student module frozen in phase 2, or None).
+``random_samples:warmup=0.2`` distills every sample for the first fifth of
+the run (RL-KD's phase 1) and random samples after it, spending the same
+budget: RL-KD's schedule without its policy. A budgeted selector written
+``name@0.6`` runs at that budget instead of ``--budgets`` (e.g. a random
+control at the cost another selector spent).
 The teacher is trained first unless ``--teacher`` names its weights. Runs
 are cached in their work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an
 interrupted grid resumes where it stopped. Writes
@@ -72,21 +75,26 @@ def budgeted(name):
     return name.split(':')[0] in BUDGETED
 
 
-def rl_options(spec):
-    """--cfg-options of an RL-KD variant 'key=value,...'."""
+# random control keys (random_samples:key=value) -> config option
+RANDOM_KEYS = dict(warmup='model.selector.warmup={}')
+
+
+def variant_options(spec, keys):
+    """--cfg-options of a selector variant 'key=value,...' (``keys``:
+    RL_KEYS or RANDOM_KEYS)."""
     options = []
     for item in filter(None, spec.split(',')):
         key, _, value = item.partition('=')
-        if key not in RL_KEYS:
-            raise ValueError(f'unknown RL-KD option {key!r}; known: '
-                             f'{sorted(RL_KEYS)}')
+        if key not in keys:
+            raise ValueError(f'unknown selector option {key!r}; known: '
+                             f'{sorted(keys)}')
         if key == 'recurrent':
             value = bool(int(value))
         if key == 'gradnorm':
             if not int(value):
                 continue  # the configs have no balancer
             value = 'GradNorm'
-        options.append(RL_KEYS[key].format(value))
+        options.append(keys[key].format(value))
     return options
 
 
@@ -104,16 +112,18 @@ def selector_options(name, budget, levels):
     if name.startswith('mask:'):
         return 'uniform_kd', fixed_mask(
             [int(level in name[5:].split('+')) for level in levels])
-    if name in ('random_samples', 'random_levels'):
+    base, _, spec = name.partition(':')
+    if base in ('random_samples', 'random_levels'):
         return 'uniform_kd', ['model.selector.type=RandomSelector',
                               f'model.selector.budget={budget}',
-                              f'model.selector.mode={name[7:]}']
+                              f'model.selector.mode={base[7:]}',
+                              *variant_options(spec, RANDOM_KEYS)]
     if name in CONTROLS:
         return 'uniform_kd', [f'model.selector.type={CONTROLS[name]}',
                               f'model.selector.budget={budget}']
-    if name.split(':')[0] == 'rl':
+    if base == 'rl':
         return 'rl_kd', [f'model.selector.env.budget={budget}',
-                         *rl_options(name.partition(':')[2])]
+                         *variant_options(spec, RL_KEYS)]
     raise ValueError(f'unknown selector {name!r}')
 
 
@@ -218,8 +228,9 @@ def standings(rows):
     standard deviations (and how many seeds give the resolution of 6 pooled
     std at 3 seeds: the standard error of a difference of means shrinks as
     sqrt(2 / seeds)), and each selector against random samples at the
-    nearest spent cost: ``beats`` / ``loses to`` by more than the pooled
-    std, else ``ties``. Each line adds the per-seed paired difference,
+    nearest spent cost (RL-KD also against random samples after its
+    warm-up): ``beats`` / ``loses to`` by more than the pooled std, else
+    ``ties``. Each line adds the per-seed paired difference,
     which seed-to-seed swings of a whole run do not blur."""
     lines = []
     if ('student', None) in rows and ('uniform', None) in rows:
@@ -236,23 +247,31 @@ def standings(rows):
                 f'std over {n} seeds; 6 pooled std at 3 seeds would need '
                 f'{seeds or "∞"} seeds at this gap'
                 + paired(rows['uniform', None], rows['student', None]))
-    controls = [(row['cost'][0], row) for (name, _), row in rows.items()
-                if name == 'random_samples']
     for (name, budget), row in rows.items():
-        if name in ('student', 'uniform', 'random_samples') or not controls:
+        if name in ('student', 'uniform', 'random_samples'):
             continue
-        cost, control = min(controls,
-                            key=lambda c: abs(c[0] - row['cost'][0]))
-        diff = row['metric'][0] - control['metric'][0]
-        spread = pooled(row['metric'][1], control['metric'][1])
-        verdict = ('beats' if diff > spread else
-                   'loses to' if diff < -spread else 'ties')
         label = name if budget is None else f'{name}@{budget}'
-        lines.append(
-            f'- {label} at {row["cost"][0]:.2f} spent {verdict} random '
-            f'samples at {cost:.2f} ({diff:+.3f}, pooled std {spread:.3f}'
-            f'{paired(row, control)})')
+        lines += versus(label, row, rows, 'random_samples')
+        if name.split(':')[0] == 'rl':  # and RL-KD's schedule, randomised
+            lines += versus(label, row, rows, 'random_samples:warmup=0.2')
     return '\n'.join(lines)
+
+
+def versus(label, row, rows, control):
+    """['- label ... beats / ties / loses to <control> at its nearest spent
+    cost'], or [] when the grid has no such control."""
+    controls = [(r['cost'][0], r) for (name, _), r in rows.items()
+                if name == control]
+    if not controls:
+        return []
+    cost, base = min(controls, key=lambda c: abs(c[0] - row['cost'][0]))
+    diff = row['metric'][0] - base['metric'][0]
+    spread = pooled(row['metric'][1], base['metric'][1])
+    verdict = ('beats' if diff > spread else
+               'loses to' if diff < -spread else 'ties')
+    return [f'- {label} at {row["cost"][0]:.2f} spent {verdict} '
+            f'{control.replace("_", " ")} at {cost:.2f} ({diff:+.3f}, '
+            f'pooled std {spread:.3f}{paired(row, base)})']
 
 
 def plot(rows, metric, task, out):
