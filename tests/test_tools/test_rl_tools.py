@@ -1,11 +1,13 @@
 """RL-KD end to end on the real detection config (tiny): two training
-iterations in the policy phases, a PPO update, and the policy heatmap tool
-on the resulting checkpoint."""
+iterations in the policy phases, a PPO update, and the policy heatmap and
+reward signal tools on the resulting checkpoint."""
+import os
 import sys
 
+import pytest
 import torch
 
-from test_tools import iters, random_teacher, run
+from test_tools import REPO, iters, random_teacher, run
 
 
 def test_rl_kd_trains_and_draws_its_heatmap(tmp_path, digits_data):
@@ -39,3 +41,26 @@ def test_rl_kd_trains_and_draws_its_heatmap(tmp_path, digits_data):
     rates = [float(v) for row in rows[1:] for v in row.split('|')[3:7]]
     assert all(0 <= r <= 1 for r in rates)
     assert out.stat().st_size > 0
+    signal = run(sys.executable, 'tools/analysis_tools/reward_signal.py',
+                 'configs/digits/det_rl_kd.py', checkpoint, '--batches', '3',
+                 '--cfg-options', *options[:2])
+    assert 'samples: 6; gap reward' in signal
+    rows = [line.split('|') for line in signal.splitlines()
+            if line.startswith('| ') and 'difficulty' not in line]
+    assert [row[1].strip() for row in rows] == ['sure', 'middle', 'unsure']
+    assert all(float(row[3]) > 0 for row in rows)  # the teacher's gap
+    assert 'Spearman: reward~entropy' in signal
+
+
+def test_reward_signal_report_reads_spread_and_ranks():
+    sys.path.insert(0, os.path.join(REPO, 'tools', 'analysis_tools'))
+    import reward_signal
+    entropy = torch.linspace(0.1, 0.9, 9)
+    reward = 1 + entropy  # grows with difficulty
+    prob = torch.full((9, ), 0.5)
+    lines = reward_signal.report(reward, entropy, prob)
+    assert 'coefficient of variation 0.18' in lines[0]
+    per_third = [float(line.split('|')[3]) for line in lines[4:7]]
+    assert per_third == sorted(per_third) and per_third[0] < per_third[2]
+    assert 'reward~entropy +1.00' in lines[-1]
+    assert reward_signal.spearman(reward, -entropy) == pytest.approx(-1)
