@@ -1,6 +1,6 @@
 # RL-PyramidKD on COCO (R101-FPN -> R50-FPN): uniform_kd_coco.py with a
 # per-sample policy deciding whether the teacher distills each image, under
-# half the teacher's pyramid compute in phases 2-3. Phases: uniform warm-up
+# half the teacher's pyramid compute over the run. Phases: uniform warm-up
 # (epochs 1-3), policy learning (4-9), joint fine-tuning (10-12), nothing
 # frozen. The settings are the ones that measured best on digits detection
 # (see configs/digits/det_rl_kd.py); not run on COCO here.

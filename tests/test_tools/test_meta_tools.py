@@ -40,6 +40,10 @@ def test_record_a_task_then_adapt_across_tasks(recorded, tmp_path):
     cache = TaskCache.load(recorded)
     assert cache.gains.shape == (16, 4) and torch.isfinite(cache.gains).all()
     assert cache.gains.abs().sum() > 0
+    # gains across the step in units of the first step's typical gain (the
+    # gain reward's scale, whatever reward cls_rl_kd.py trains with)
+    assert cache.gains[:8].sum(1).abs().mean().item() == pytest.approx(
+        1, rel=1e-4)
     # c5 needs the whole backbone: every mask holding it costs everything
     assert cache.mask_costs[0] == 0 and (cache.mask_costs[8:] == 1).all()
     assert (cache.mask_costs[1:8] < 1).all()

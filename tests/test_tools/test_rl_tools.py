@@ -52,6 +52,29 @@ def test_rl_kd_trains_and_draws_its_heatmap(tmp_path, digits_data):
     assert 'Spearman: reward~entropy' in signal
 
 
+@pytest.mark.parametrize('task', ['seg', 'cls'])
+def test_seg_and_cls_rl_kd_skip_or_distill_whole_samples(
+        tmp_path, task, digits_data):
+    """The seg and cls RL-KD configs train their per-sample policy with the
+    student's entropy in the state: every level of a sample together."""
+    teacher = random_teacher(tmp_path, task)
+    log = run(sys.executable, 'tools/train.py',
+              f'configs/digits/{task}_rl_kd.py', '--work-dir',
+              tmp_path / 'work', '--cfg-options',
+              f'model.teacher.checkpoint={teacher}',
+              'train_dataloader.batch_size=4',
+              'val_dataloader.dataset.indices=4',
+              'model.selector.rollout_iters=2',
+              'model.selector.ppo.minibatch_size=4',
+              'custom_hooks.0.milestones=[0,2]',
+              'default_hooks.logger.interval=1', *iters(3))
+    assert 'rl_approx_kl' in log  # a PPO update on the 2-iteration rollout
+    for line in (line for line in log.splitlines() if 'sel_c2' in line):
+        rates = {line.split(f'sel_{level}: ')[1].split()[0]
+                 for level in ('c2', 'c3', 'c4', 'c5')}
+        assert len(rates) == 1, line  # the same rate on every level
+
+
 def test_reward_signal_report_reads_spread_and_ranks():
     sys.path.insert(0, os.path.join(REPO, 'tools', 'analysis_tools'))
     import reward_signal

@@ -89,7 +89,9 @@ def record(task, warmup, iters, teacher, work_dir, options=None):
     cfg = Config.fromfile(f'configs/digits/{task}_rl_kd.py')
     if options:
         cfg.merge_from_dict(options)
-    env = cfg.model.selector.env
+    # per-level gains across the step, as phase 4 scores them, whatever the
+    # reward the task's RL-KD config trains with
+    env = dict(cfg.model.selector.env, reward='gain')
     cfg.model.selector = dict(type='pyramidkd_mm.RecordingSelector', env=env)
     cfg.model.teacher.checkpoint = teacher
     total = warmup + iters
@@ -114,8 +116,8 @@ def record(task, warmup, iters, teacher, work_dir, options=None):
         costs = model.teacher_cost(masks.to(model.teacher_cost.own.device))
     costs = costs.cpu()
     return TaskCache(task, torch.cat(recorder.states),
-                     torch.cat(recorder.gains), costs, budget=env.budget,
-                     lam=env.lam)
+                     torch.cat(recorder.gains), costs, budget=env['budget'],
+                     lam=env['lam'])
 
 
 def main():
