@@ -21,15 +21,10 @@ from collections import defaultdict
 
 import matplotlib
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import DefaultScope
-from mmengine.runner import Runner, load_checkpoint
+from rl_run import add_run_arguments, load_rl_run
 from tqdm import tqdm
 
-from pyramidkd_mm.checkpoint import trust_checkpoints
-from pyramidkd_mm.models import RLSelector
 from pyramidkd_mm.models.prediction_entropy import PredictionEntropy
-from pyramidkd_mm.registry import MODELS
 
 matplotlib.use('Agg')  # files only: no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
@@ -105,27 +100,11 @@ def plot(rates, counts, levels, out):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config', help='RL-KD config')
-    parser.add_argument('checkpoint', help='checkpoint of its run')
+    add_run_arguments(parser)
     parser.add_argument('--out', default='policy_heatmap.png')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
     args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.model.teacher.checkpoint = None  # the policy needs no teacher
-    if cfg.get('data_preprocessor') is not None:  # as the Runner merges it
-        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    trust_checkpoints(args.checkpoint)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-        if not isinstance(model.selector, RLSelector):
-            raise SystemExit(f'{args.config} has no RLSelector: nothing to '
-                             'draw')
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-        model.eval()
-        loader = Runner.build_dataloader(cfg.val_dataloader, seed=0)
+    # the policy needs no teacher
+    model, loader = load_rl_run(args, 'val_dataloader', teacher=False)
     meta = loader.dataset.metainfo
     classes = list(meta.get('classes', ()))
     rates, counts = selection_rates(model, loader, classes)

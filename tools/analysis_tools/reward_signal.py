@@ -20,15 +20,10 @@ import argparse
 import statistics
 
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import DefaultScope
-from mmengine.runner import Runner, load_checkpoint
+from rl_run import add_run_arguments, load_rl_run
 from tqdm import tqdm
 
-from pyramidkd_mm.checkpoint import trust_checkpoints
-from pyramidkd_mm.models import RLSelector
 from pyramidkd_mm.models.prediction_entropy import PredictionEntropy
-from pyramidkd_mm.registry import MODELS
 
 DIFFICULTY = ('sure', 'middle', 'unsure')
 
@@ -89,26 +84,11 @@ def report(reward, entropy, prob):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config', help='RL-KD config')
-    parser.add_argument('checkpoint', help='checkpoint of its run')
+    add_run_arguments(parser)
     parser.add_argument('--batches', type=int, default=25,
                         help='training batches to score')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
     args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if cfg.get('data_preprocessor') is not None:  # as the Runner merges it
-        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    trust_checkpoints(args.checkpoint)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-        if not isinstance(model.selector, RLSelector):
-            raise SystemExit(f'{args.config} has no RLSelector: no reward')
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-        model.eval()
-        loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    model, loader = load_rl_run(args, 'train_dataloader')
     print('\n'.join(report(*signals(model, loader, args.batches))))
 
 
