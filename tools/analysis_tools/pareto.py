@@ -309,7 +309,9 @@ def main():
     parser.add_argument('--teacher', help='teacher weights (trained once '
                         'into the work root if not given)')
     parser.add_argument('--jobs', type=int, default=1,
-                        help='runs in parallel (threads split the cores)')
+                        help='runs in parallel (threads split the cores, '
+                        'unless OMP_NUM_THREADS is set: then each run has '
+                        'that many, e.g. 1 for two grids side by side)')
     parser.add_argument('--work-root', default=osp.join(ROOT, 'work_dirs',
                                                         'pareto'))
     parser.add_argument('--out', default=osp.join(ROOT, 'results'))
@@ -326,7 +328,8 @@ def main():
     runs = grid(args.task, args.selectors, args.budgets or spec['budgets'],
                 args.seeds, osp.abspath(args.teacher), args.work_root,
                 args.cfg_options)
-    threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
+    threads = os.environ.get('OMP_NUM_THREADS') or str(
+        max(1, (os.cpu_count() or 1) // args.jobs))
     records = {}
     with Progress() as progress, ThreadPoolExecutor(args.jobs) as pool:
         bar = progress.add_task(f'pareto {args.task}', total=len(runs))
