@@ -93,14 +93,14 @@ class RandomSelector(BudgetSelector):
         self.probability = rate if mode == 'samples' else \
             self._level_probability(kwargs['teacher_cost'], rate)
 
-    def _level_probability(self, teacher_cost, budget):
-        """The p with ``teacher_cost.expected(p, ..., p) == budget``
+    def _level_probability(self, teacher_cost, cost):
+        """The p with ``teacher_cost.expected(p, ..., p) == cost``
         (bisection: the expected cost grows with p)."""
         low, high = 0.0, 1.0
         ones = teacher_cost.shared.new_ones(len(self.levels))
         for _ in range(40):
             mid = (low + high) / 2
-            if teacher_cost.expected(mid * ones).item() < budget:
+            if teacher_cost.expected(mid * ones).item() < cost:
                 low = mid
             else:
                 high = mid

@@ -173,7 +173,7 @@ class DistillationEnvironment(nn.Module):
             self.level_scale[seen] = level_mean[seen].clamp_min(1e-6)
         change = loss_before if self.reward == 'gap' else \
             loss_before - loss_after
-        gain = (change * selected / self.level_scale).sum(1)
+        gain = self.relative_gain(change, selected)
         any_level = selected.amax(1)
         gain_mean, _ = _global_mean((gain.abs() * any_level).sum().view(1),
                                     any_level.sum().view(1))
@@ -186,6 +186,12 @@ class DistillationEnvironment(nn.Module):
                     lam=self.lam.expand_as(rewards).clone())
         self._update(level_mean, seen, gain_mean, selected, cost, first)
         return rewards, torch.ones_like(rewards), info
+
+    def relative_gain(self, change, selected):
+        """(B,) ``g_i``: the (B, L) loss ``change`` summed over the
+        ``selected`` levels, each relative to its running loss scale; the
+        reward pays it in units of ``gain_scale``."""
+        return (change * selected / self.level_scale).sum(1)
 
     def _update(self, level_mean, seen, gain_mean, selected, cost, first):
         """Moves the running statistics towards this step's (global)

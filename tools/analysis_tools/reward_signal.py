@@ -53,7 +53,7 @@ def signals(model, loader, batches):
         every = torch.ones(batch, levels, dtype=torch.bool,
                            device=prob.device)
         losses = model.distill(data['inputs'], feats[:levels], every).losses
-        reward = (losses / env.level_scale).sum(1) / env.gain_scale
+        reward = env.relative_gain(losses, every) / env.gain_scale
         for values, new in zip(out, (reward, difficulty, prob)):
             values.append(new.cpu())
     return tuple(torch.cat(values) for values in out)
