@@ -5,7 +5,8 @@ from .gradnorm import GradNorm
 from .losses import NormalizedMSELoss, PearsonLoss
 from .meta_weight_net import MetaWeightedModel, MetaWeightNet
 from .pyramid import PyramidTap
-from .selectors import FixedSelector, RLSelector, UniformSelector
+from .rl_selector import RLSelector
+from .selectors import FixedSelector, UniformSelector
 from .teacher import build_teacher
 
 __all__ = [

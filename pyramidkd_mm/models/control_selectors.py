@@ -15,7 +15,7 @@ import torch
 from mmengine.logging import MessageHub
 
 from ..registry import MODELS
-from .prediction_entropy import PredictionEntropy
+from .student_predictions import StudentPredictions
 from .selectors import LevelSelector
 
 
@@ -125,7 +125,7 @@ class UncertaintySelector(BudgetSelector):
     """Distill the samples the student is least sure of (DynamicKD-style),
     on every level, from what the student computes anyway.
 
-    Uncertainty is :class:`PredictionEntropy`: the entropy of the student's
+    Uncertainty is :meth:`Predictions.entropy`: the entropy of the student's
     predictions in its training forward (classifier, segmentor or two-stage
     detector). Each step selects the ``budget`` fraction of the batch with
     the highest entropy (rounded at random so that the expected fraction is
@@ -138,11 +138,11 @@ class UncertaintySelector(BudgetSelector):
 
     def __init__(self, budget, **kwargs):
         super().__init__(budget, **kwargs)
-        self.entropy = PredictionEntropy(kwargs['student'])
+        self.predictions = StudentPredictions(kwargs['student'])
 
     def forward(self, student_feats, data_samples):
         batch = student_feats[0].shape[0]
-        entropy = self.entropy.take(batch)
+        entropy = self.predictions.take(batch).entropy()
         mask = torch.zeros(batch, dtype=torch.bool, device=entropy.device)
         mask[entropy.argsort(descending=True)[:_count(batch, self.budget)]] \
             = True

@@ -72,10 +72,12 @@ class PyramidDistiller(BaseModel):
     batch size, so a uniform mask gives the usual batch mean. Logged besides:
     ``sel_<level>`` (selection rate), ``cost_<level>`` (the teacher compute
     that dropping the level would save), ``distill_cost`` (the teacher
-    pyramid compute this batch spent, as a fraction of distilling every
-    level) and ``distill_cost_mean`` (the same over every sample since the
-    start of training, kept in the checkpoint: loggers keep only every
-    interval-th batch's value, too few to measure a selector's cost).
+    compute this batch spent, as a fraction of distilling every level:
+    the pyramid's, plus the head's of a selector that reads the teacher's
+    predictions) and ``distill_cost_mean`` (the same over every sample
+    since the start of training, kept in the checkpoint: loggers keep only
+    every interval-th batch's value, too few to measure a selector's
+    cost).
 
     Precision: costs and per-sample distillation losses are float32 also
     under autocast. Non-finite values never train the student: pairs whose
@@ -162,7 +164,7 @@ class PyramidDistiller(BaseModel):
         self.selector = MODELS.build(selector, default_args=dict(
             levels=self.levels, level_channels=channels[:len(self.levels)],
             top_channels=channels.top, teacher_cost=self.teacher_cost,
-            student=self.student, **own_scope))
+            student=self.student, teacher_tap=self.teacher_tap, **own_scope))
         # A learned selector is trained by its own optimiser (e.g. PPO, in
         # sync on all ranks), not through the distillation loss: DDP must not
         # wait for its gradients.
@@ -210,6 +212,10 @@ class PyramidDistiller(BaseModel):
             self._warn_nonfinite('non-finite distillation losses', count)
             distilled = per_sample.new_zeros(per_sample.shape)
         cost = self.teacher_cost(mask)
+        extra = self.selector.read_teacher(result.teacher_feats, mask,
+                                           inputs[0, 0].numel())
+        if extra is not None:
+            cost = cost + extra
         if self.selector.needs_outcome:
             self._outcome = dict(
                 inputs=inputs, mask=mask, before=per_sample.detach(),

@@ -5,20 +5,14 @@ A selector maps the student's pyramid of a batch to a boolean mask of shape
 pairs the mask switches off. The distiller builds its selector with its level
 names as ``levels``, the student's channels as ``level_channels`` (per
 level) and ``top_channels`` (deepest backbone output), its
-:class:`TeacherCost` as ``teacher_cost`` and the student model as
-``student``; a selector uses what it needs.
+:class:`TeacherCost` as ``teacher_cost``, the student model as ``student``
+and the teacher's :class:`PyramidTap` as ``teacher_tap``; a selector uses
+what it needs.
 """
-import logging
-
 import torch
-from mmengine.dist import all_reduce
-from mmengine.logging import print_log
 from torch import nn
 
 from ..registry import MODELS
-from ..rl import (DistillationEnvironment, PolicyNetwork, PPOTrainer,
-                  RolloutBuffer)
-from .prediction_entropy import PredictionEntropy
 
 
 class LevelSelector(nn.Module):
@@ -32,10 +26,12 @@ class LevelSelector(nn.Module):
         teacher_cost (TeacherCost, optional): the distiller's cost model.
         student (nn.Module, optional): the student model (not a submodule
             of the selector).
+        teacher_tap (PyramidTap, optional): the teacher's pyramid (its
+            model is not a submodule of the selector either).
     """
 
     def __init__(self, levels, level_channels=None, top_channels=None,
-                 teacher_cost=None, student=None):
+                 teacher_cost=None, student=None, teacher_tap=None):
         super().__init__()
         self.levels = tuple(levels)
 
@@ -43,6 +39,13 @@ class LevelSelector(nn.Module):
     def needs_outcome(self):
         """Whether the distiller must keep this step for :meth:`learn`."""
         return False
+
+    def read_teacher(self, teacher_feats, mask, pixels):
+        """Sees the teacher pyramid the step computed for ``mask``
+        (:meth:`PyramidDistiller.distill`) from inputs of ``pixels`` pixels;
+        returns the (batch,) teacher compute it spent besides, in
+        :class:`TeacherCost`'s unit, or None."""
+        return None
 
     def loss_weights(self):
         """Per-level weights of the distillation losses; None weighs all
@@ -92,198 +95,3 @@ class FixedSelector(LevelSelector):
 
     def forward(self, student_feats, data_samples):
         return self.flags.expand(student_feats[0].shape[0], -1)
-
-
-@MODELS.register_module()
-class RLSelector(LevelSelector):
-    """Per-sample selection by a policy that PPO trains during distillation.
-
-    ``DistillPhaseHook`` drives it: in phase 1 it selects every level; in
-    phases 2 and 3 it samples the policy's Bernoulli decisions, and after
-    each optimiser step the hook hands the measured outcome to :meth:`learn`
-    (reward, see :class:`DistillationEnvironment`); every ``rollout_iters``
-    iterations PPO updates the policy on the collected episodes. Outside
-    training it acts deterministically (decisions with probability > 0.5).
-
-    The action space says where the decisions are: ``'levels'`` (the seed
-    design), one flag per level; ``'sample'``, one flag per sample that
-    distills all its levels or skips the teacher for it (where an FPN
-    teacher's compute is: its backbone, laterals and top-down path serve
-    every level); ``'sample_levels'``, a sample flag and level flags, the
-    levels distilled where both are set.
-
-    The policy and the environment's running statistics are in the module's
-    state dict, the PPO optimiser and the partly filled rollout in
-    :meth:`learner_state_dict`, which ``DistillPhaseHook`` puts into Runner
-    checkpoints. The policy is trained by PPO alone, never by
-    the Runner's optimiser (its gradients are left unset).
-
-    Args:
-        policy (dict): :class:`PolicyNetwork` options besides the sizes
-            (``hidden_dim``, ``recurrent``).
-        env (dict): :class:`DistillationEnvironment` options (``budget``,
-            ``lam``, ``lam_lr``, ``momentum``).
-        ppo (dict): :class:`PPOTrainer` options.
-        rollout_iters (int): training iterations per PPO update; a rollout
-            holds ``rollout_iters`` x batch size episodes per rank (a
-            smaller last batch of an epoch is rewarded but not stored).
-        action (str): ``'levels'``, ``'sample'`` or ``'sample_levels'``.
-        signals (Sequence[str]): per-sample signals added to the state:
-            ``'entropy'``, the student's :class:`PredictionEntropy`.
-        **kwargs: see :class:`LevelSelector`.
-    """
-
-    ACTIONS = ('levels', 'sample', 'sample_levels')
-
-    def __init__(self, policy=dict(), env=dict(), ppo=dict(minibatch_size=32),
-                 rollout_iters=8, action='levels', signals=(), **kwargs):
-        super().__init__(**kwargs)
-        if action not in self.ACTIONS:
-            raise ValueError(f'RLSelector action must be one of '
-                             f'{self.ACTIONS}, got {action!r}')
-        unknown = set(signals) - {'entropy'}
-        if unknown:
-            raise ValueError(f'unknown RLSelector signals {sorted(unknown)};'
-                             " known: ['entropy']")
-        self.action = action
-        self.entropy = PredictionEntropy(kwargs['student']) \
-            if 'entropy' in signals else None
-        decisions = dict(levels=len(self.levels), sample=1,
-                         sample_levels=1 + len(self.levels))[action]
-        # On a forked RNG: the Runner initialises the student's weights
-        # after the model is built, from the global RNG, and RL-KD must
-        # start from the same student as every other selector of its seed.
-        with torch.random.fork_rng(devices=[]):
-            self.policy = MODELS.build({
-                'type': 'pyramidkd_mm.PolicyNetwork', **policy,
-                'state_dim': PolicyNetwork.state_dim_for(
-                    kwargs['top_channels'], kwargs['level_channels'])
-                + len(signals), 'num_levels': decisions})
-        self.env = DistillationEnvironment(len(self.levels), **env)
-        self.trainer = PPOTrainer(self.policy, **ppo)
-        self.rollout_iters = rollout_iters
-        self.buffer = None  # sized by the first batch
-        self.uniform = False  # phase 1
-        self._pending = None  # the decision awaiting its outcome
-
-    @property
-    def needs_outcome(self):
-        return self._pending is not None
-
-    @property
-    def needs_after_pass(self):
-        """Whether the reward needs the losses recomputed after the step."""
-        return self.env.reward == 'gain'
-
-    def mask(self, action):
-        """The (batch, levels) selection of the policy's decisions."""
-        action = action.bool()
-        if self.action == 'levels':
-            return action
-        if self.action == 'sample':
-            return action.expand(-1, len(self.levels))
-        return action[:, :1] & action[:, 1:]
-
-    def states(self, student_feats):
-        """The policy's states of a batch, after the student's forward."""
-        signals = None if self.entropy is None else \
-            self.entropy.take(student_feats[0].shape[0])[:, None]
-        return self.env.reset(student_feats.top,
-                              student_feats[:len(self.levels)], signals)
-
-    @torch.no_grad()
-    def level_probabilities(self, student_feats):
-        """(batch, levels) probability that the learning policy distills
-        each level of each sample (a recurrent policy's decisions
-        conditioned on its deterministic earlier ones)."""
-        states = self.states(student_feats)
-        action, _, _ = self.policy.select_action(states, deterministic=True)
-        prob = self.policy.logits(states, action).sigmoid()
-        if self.action == 'levels':
-            return prob
-        if self.action == 'sample':
-            return prob.expand(-1, len(self.levels))
-        return prob[:, :1] * prob[:, 1:]
-
-    def forward(self, student_feats, data_samples):
-        states = self.states(student_feats)  # consumes its signals, always
-        if self.training and self.uniform:
-            return self.all_levels(student_feats)
-        if self._pending is not None:
-            raise RuntimeError(
-                'RLSelector: the previous decision got no outcome; add '
-                "dict(type='pyramidkd_mm.DistillPhaseHook') to custom_hooks")
-        action, log_prob, value = self.policy.select_action(
-            states, deterministic=not self.training)
-        if self.training:
-            self._pending = (states, action, log_prob, value)
-        return self.mask(action)
-
-    def learn(self, outcome, update=None):
-        """Rewards the pending decision and updates the policy when a rollout
-        is complete.
-
-        Args:
-            outcome (StepOutcome): the step's measured outcome
-                (:meth:`PyramidDistiller.outcome`).
-            update (callable, optional): what learns from a full rollout,
-                ``update(buffer) -> dict``; the PPO trainer's update by
-                default (phase 4 passes :meth:`MetaPhase.update`).
-
-        Returns:
-            dict[str, float]: ``reward``, ``gain``, ``cost_saved`` and
-            ``lam`` means, plus the PPO diagnostics when the policy was
-            updated; ``nonfinite`` (1) instead when the outcome was not
-            finite and the step was left out of the rollout.
-        """
-        states, action, log_prob, value = self._pending
-        self._pending = None
-        measured = (outcome.loss_before, outcome.loss_after, outcome.cost)
-        # Every rank skips together: the environment's statistics are
-        # reduced over ranks.
-        finite = torch.stack([t.isfinite().all() for t in (states, *measured)
-                              if t is not None])
-        finite = finite.all().float()
-        all_reduce(finite, op='min')
-        if finite.item() < 1:
-            print_log('RLSelector: non-finite distillation outcome; the '
-                      'step is not rewarded', logger='current',
-                      level=logging.WARNING)
-            return dict(nonfinite=1.0)
-        rewards, dones, info = self.env.step(self.mask(action), *measured)
-        if self.buffer is None or self.buffer.device != states.device:
-            buffer = RolloutBuffer(self.rollout_iters, len(rewards),
-                                   states.shape[1], self.policy.num_levels,
-                                   device=states.device)
-            if self.buffer is not None:  # resumed on another device
-                buffer.load_state_dict(self.buffer.state_dict())
-            self.buffer = buffer
-        stats = {key: info[key].mean().item()
-                 for key in ('gain', 'cost_saved', 'lam')}
-        stats['reward'] = rewards.mean().item()
-        if len(rewards) != self.buffer.num_envs:
-            return stats  # an epoch's smaller last batch: not stored
-        self.buffer.add(states, action, log_prob, value, rewards, dones)
-        if self.buffer.full:
-            # Every episode ended, so nothing is bootstrapped.
-            self.buffer.compute_returns_and_advantages(torch.zeros_like(value))
-            stats.update((update or self.trainer.update)(self.buffer))
-            self.buffer.reset()
-        return stats
-
-    def learner_state_dict(self):
-        """What the module's state dict does not hold: the PPO optimiser and
-        the partly filled rollout (``DistillPhaseHook`` checkpoints it)."""
-        return dict(ppo=self.trainer.state_dict(),
-                    buffer=None if self.buffer is None
-                    else self.buffer.state_dict())
-
-    def load_learner_state_dict(self, state_dict):
-        self.trainer.load_state_dict(state_dict['ppo'])
-        saved = state_dict['buffer']
-        if saved is not None:
-            num_steps, batch, state_dim = saved['states'].shape
-            self.buffer = RolloutBuffer(num_steps, batch, state_dim,
-                                        self.policy.num_levels,
-                                        device=saved['states'].device)
-            self.buffer.load_state_dict(saved)

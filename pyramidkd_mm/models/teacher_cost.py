@@ -39,6 +39,9 @@ class TeacherCost(nn.Module):
         super().__init__()
         shared, prefix, own = self._flops(tap, probe, num_levels)
         total = shared + prefix.max().item() + own.sum().item()
+        # the whole pyramid's FLOPs per probe pixel: what other teacher work
+        # (e.g. its head for a reward) is measured against
+        self.flops_per_pixel = total / probe[0, 0].numel()
         self.register_buffer('shared', torch.tensor(shared / total),
                              persistent=False)
         self.register_buffer('prefix', prefix / total, persistent=False)

@@ -23,7 +23,11 @@ step, at the price of one no-grad student feature pass and no teacher work
 the student's distance from the teacher on what was distilled, read from
 the training forward at no extra cost (the policy learns which samples,
 seen by the student alone, are furthest from the teacher per unit of
-compute).
+compute). ``reward='disagreement'`` pays for a distilled sample the KL
+between the teacher's and the student's class predictions on it (see
+:class:`TeacherPredictions`: the teacher's head runs on the pyramid the
+step computed, and its compute is part of ``cost_i``), so the gain is
+measured where the user's metric is, not in feature space.
 ``scale_l`` is the running mean of level ``l``'s loss, which makes the gains
 relative and comparable across levels; ``gain_scale`` is the running mean of
 ``|g_i|`` over samples with a selected level, so a typical gain is worth
@@ -80,12 +84,15 @@ class DistillationEnvironment(nn.Module):
         num_levels (int): number of pyramid levels L.
         budget (float): teacher compute per sample the run may spend, as a
             fraction of distilling every level (see :meth:`pace`).
-        reward (str): ``'gain'`` or ``'gap'`` (see the module).
+        reward (str): ``'gain'``, ``'gap'`` or ``'disagreement'`` (see the
+            module).
         lam (float): initial reward per unit of compute saved below the
             budget.
         lam_lr (float): step of ``lam``'s dual update; 0 keeps it fixed.
         momentum (float): weight of the past in the running statistics.
     """
+
+    REWARDS = ('gain', 'gap', 'disagreement')
 
     def __init__(self, num_levels, budget=0.5, lam=1.0, lam_lr=0.01,
                  momentum=0.9, reward='gain'):
@@ -93,8 +100,9 @@ class DistillationEnvironment(nn.Module):
         if not 0 < budget <= 1:
             raise ValueError(f'budget {budget} must be in (0, 1]: a fraction'
                              ' of the compute of distilling every level')
-        if reward not in ('gain', 'gap'):
-            raise ValueError(f"reward must be 'gain' or 'gap', got {reward!r}")
+        if reward not in self.REWARDS:
+            raise ValueError(f'reward must be one of {self.REWARDS}, got '
+                             f'{reward!r}')
         self.reward = reward
         self.num_levels = num_levels
         self.budget = budget
@@ -147,7 +155,8 @@ class DistillationEnvironment(nn.Module):
         return torch.cat(pooled + [stats.expand(batch, -1)] + extra, dim=1)
 
     @torch.no_grad()
-    def step(self, actions, loss_before, loss_after, cost):
+    def step(self, actions, loss_before, loss_after, cost,
+             disagreement=None):
         """Scores the episodes of :meth:`reset` once the student stepped.
 
         Args:
@@ -155,9 +164,11 @@ class DistillationEnvironment(nn.Module):
             loss_before (Tensor): (B, L) distillation losses in the training
                 forward (zero where not selected).
             loss_after (Tensor | None): (B, L) the same after the optimiser
-                step; unused (None) for ``reward='gap'``.
+                step; for ``reward='gain'`` only.
             cost (Tensor): (B,) teacher compute used, see
                 :class:`TeacherCost`.
+            disagreement (Tensor | None): (B,) teacher-student KL of the
+                distilled samples; for ``reward='disagreement'`` only.
 
         Returns:
             tuple[Tensor, Tensor, dict]: rewards (B,), dones (B,) (all ones:
@@ -171,10 +182,13 @@ class DistillationEnvironment(nn.Module):
         seen = counts > 0
         if first:  # level scales start at the first observed losses
             self.level_scale[seen] = level_mean[seen].clamp_min(1e-6)
-        change = loss_before if self.reward == 'gap' else \
-            loss_before - loss_after
-        gain = self.relative_gain(change, selected)
         any_level = selected.amax(1)
+        if self.reward == 'disagreement':
+            gain = disagreement.float() * any_level
+        else:
+            change = loss_before if self.reward == 'gap' else \
+                loss_before - loss_after
+            gain = self.relative_gain(change, selected)
         gain_mean, _ = _global_mean((gain.abs() * any_level).sum().view(1),
                                     any_level.sum().view(1))
         if first and gain_mean > 0:

@@ -24,7 +24,7 @@ import torch
 from rl_run import add_run_arguments, load_rl_run
 from tqdm import tqdm
 
-from pyramidkd_mm.models.prediction_entropy import PredictionEntropy
+from pyramidkd_mm.models.student_predictions import StudentPredictions
 
 matplotlib.use('Agg')  # files only: no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
@@ -51,7 +51,7 @@ def groups(sample, classes):
 @torch.no_grad()
 def selection_rates(model, loader, classes):
     """Mean selection probability per (group, level)."""
-    entropy = PredictionEntropy(model.student)  # the student's difficulty
+    predictions = StudentPredictions(model.student)  # its difficulty
     samples = []  # (groups, entropy, probabilities) per image
     for data in tqdm(loader, desc='policy'):
         data = model.data_preprocessor(data, False)
@@ -59,7 +59,8 @@ def selection_rates(model, loader, classes):
             model.student.predict(data['inputs'], data['data_samples'])
         probs = model.selector.level_probabilities(pyramid)
         for sample, h, prob in zip(data['data_samples'],
-                                   entropy.take(len(probs)), probs):
+                                   predictions.take(len(probs)).entropy(),
+                                   probs):
             samples.append((groups(sample, classes), h.item(), prob))
     cuts = torch.tensor([h for _, h, _ in samples]).quantile(
         torch.tensor([1 / 3, 2 / 3])).tolist()
