@@ -184,6 +184,9 @@ class DistillationEnvironment(nn.Module):
             self.level_scale[seen] = level_mean[seen].clamp_min(1e-6)
         any_level = selected.amax(1)
         if self.reward == 'disagreement':
+            if disagreement is None:
+                raise ValueError("reward='disagreement' needs the step's "
+                                 'teacher-student disagreement')
             gain = disagreement.float() * any_level
         else:
             change = loss_before if self.reward == 'gap' else \

@@ -100,3 +100,17 @@ def test_pace_spreads_what_is_left_of_the_budget():
     assert env.target.item() == 0
     with pytest.raises(ValueError, match='progress'):
         env.pace(torch.tensor([1., 1.], dtype=torch.float64), 1.0)
+
+
+def test_disagreement_reward_pays_the_kl_of_distilled_samples():
+    env = DistillationEnvironment(num_levels=2, budget=0.5, lam=0.0,
+                                  reward='disagreement')
+    actions = torch.tensor([[1., 1.], [0., 0.], [1., 1.]])
+    losses = torch.tensor([[2., 1.], [0., 0.], [4., 1.]])
+    kl = torch.tensor([0.1, 0.7, 0.3])  # the skipped sample's is not paid
+    _, _, info = env.step(actions, losses, None, torch.ones(3), kl)
+    torch.testing.assert_close(info['gain'], torch.tensor([0.1, 0., 0.3]))
+    # the gain scale is the mean |gain| of the distilled samples
+    torch.testing.assert_close(env.gain_scale, torch.tensor([0.2]))
+    with pytest.raises(ValueError, match='needs the step'):
+        env.step(actions, losses, None, torch.ones(3))

@@ -50,6 +50,13 @@ def test_rl_kd_trains_and_draws_its_heatmap(tmp_path, digits_data):
     assert [row[1].strip() for row in rows] == ['sure', 'middle', 'unsure']
     assert all(float(row[3]) > 0 for row in rows)  # the teacher's gap
     assert 'Spearman: reward~entropy' in signal
+    # the teacher's head on the student's RoIs: a KL per sample, scored
+    # relative to the mean sample
+    signal = run(sys.executable, 'tools/analysis_tools/reward_signal.py',
+                 'configs/digits/det_rl_kd.py', checkpoint, '--batches', '3',
+                 '--reward', 'disagreement', '--cfg-options', *options[:2])
+    assert 'samples: 6; disagreement reward 1.000 ± ' in signal
+    assert '| difficulty | entropy | disagreement reward |' in signal
 
 
 @pytest.mark.parametrize('task', ['seg', 'cls'])

@@ -1,8 +1,11 @@
 """RLSelector inside the toy distiller: modes, outcome, PPO, state."""
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
 
 from test_distiller import LEVELS, batch, count_calls, make
+from test_distiller_toolboxes import save_random_teacher, tiny
 
 RL = dict(type='RLSelector', policy=dict(hidden_dim=16), rollout_iters=2,
           ppo=dict(minibatch_size=4, lr=1e-2))
@@ -228,3 +231,33 @@ def test_unknown_action_or_signal_is_one_clear_error(toy_teacher):
         rl_variant(toy_teacher, action='pairs')
     with pytest.raises(ValueError, match='unknown RLSelector signals'):
         rl_variant(toy_teacher, signals=('loss', ))
+    with pytest.raises(ValueError, match="needs action='sample'"):
+        rl_variant(toy_teacher, action='levels',
+                   env=dict(reward='disagreement'))
+
+
+@pytest.mark.parametrize('task', ['det', 'seg', 'cls'])
+def test_disagreement_reward_on_every_toolbox(task, digits_data, tmp_path,
+                                              monkeypatch):
+    """The teacher's head runs on what the policy distilled, its compute
+    is in the spent cost, and the policy is paid the KL."""
+    monkeypatch.chdir(digits_data + '/../..')
+    cfg = tiny(Config.fromfile(f'configs/digits/{task}_rl_kd.py'), tmp_path,
+               iters=3)
+    cfg.model.teacher.checkpoint = save_random_teacher(
+        cfg.model.teacher.config, tmp_path / 'teacher.pth')
+    cfg.model.selector.env.reward = 'disagreement'
+    cfg.custom_hooks[0].milestones = [0, 3]
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    spent = []
+    model.selector.register_forward_hook(
+        lambda m, args, mask: spent.append(model.teacher_cost(mask)))
+    runner.train()
+    pyramid = torch.cat(spent)
+    # every distilled sample paid its pyramid and the teacher's head (a
+    # classifier's linear head is next to nothing)
+    head = (model.spent[0] - pyramid.sum()) / (pyramid > 0).sum()
+    assert head > dict(det=0.01, seg=0.01, cls=1e-6)[task]
+    hub = runner.message_hub
+    assert hub.get_scalar('train/rl_gain').current() >= 0
