@@ -1,7 +1,7 @@
 """The pyramid distiller: a student trained with its own losses plus per-level
 feature distillation from a frozen teacher, on the levels a selector picks."""
 import logging
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +10,7 @@ from mmengine.model import BaseModel
 
 from ..registry import MODELS
 from .pyramid import PyramidTap
+from .step_outcome import StepRecord, autocast_dtype, measure_outcome
 from .teacher import build_teacher
 from .teacher_cost import TeacherCost
 from .wiring import build_connectors, check_normalization
@@ -31,31 +32,6 @@ class Distillation:
     losses: torch.Tensor
     teacher_feats: list
     dropped: torch.Tensor
-
-
-@dataclass
-class StepOutcome:
-    """What a training step's distillation achieved, for a learning
-    selector: per-sample level losses (float32) in the training forward and
-    recomputed after the optimiser step (None if the selector does not need
-    them), and the teacher compute each sample used (a fraction of
-    distilling every level)."""
-    loss_before: torch.Tensor
-    loss_after: torch.Tensor
-    cost: torch.Tensor
-
-
-def _autocast_dtype(device_type):
-    """The dtype autocast computes in on ``device_type`` now, or None."""
-    try:
-        if torch.is_autocast_enabled(device_type):
-            return torch.get_autocast_dtype(device_type)
-    except TypeError:  # torch < 2.4 has per-device functions
-        if device_type == 'cpu' and torch.is_autocast_cpu_enabled():
-            return torch.get_autocast_cpu_dtype()
-        if device_type == 'cuda' and torch.is_autocast_enabled():
-            return torch.get_autocast_gpu_dtype()
-    return None
 
 
 @MODELS.register_module()
@@ -217,10 +193,9 @@ class PyramidDistiller(BaseModel):
         if extra is not None:
             cost = cost + extra
         if self.selector.needs_outcome:
-            self._outcome = dict(
-                inputs=inputs, mask=mask, before=per_sample.detach(),
-                cost=cost, teacher_feats=result.teacher_feats,
-                autocast=_autocast_dtype(inputs.device.type))
+            self._outcome = StepRecord(
+                inputs, mask, per_sample.detach(), cost, result.teacher_feats,
+                autocast_dtype(inputs.device.type))
         if weigh_samples is not None:
             distilled = distilled * weigh_samples(distilled.sum(1))[:, None]
         # A gate-search selector weights the levels (detached: its gates
@@ -300,37 +275,15 @@ class PyramidDistiller(BaseModel):
                 student.float(), teacher[finite])
         return Distillation(per_sample, teacher_feats, dropped)
 
-    @torch.no_grad()
     def outcome(self):
         """What the last training step's distillation achieved, for a
-        learning selector (see :class:`DistillationEnvironment`). Call it
-        after the optimiser step.
-
-        The student's pyramid is recomputed on the step's images (its
-        normalisation statistics are restored afterwards) under the
-        training forward's autocast, so that both losses have the same
-        precision; the teacher's is reused.
-
-        Returns:
-            StepOutcome: the losses before and after (None when the
-            selector's ``needs_after_pass`` is False: no pass is made), and
-            the cost.
-        """
+        learning selector (:func:`measure_outcome`); call it after the
+        optimiser step."""
         if self._outcome is None:
             raise RuntimeError('outcome() needs a training step of a '
                                'selector that asked for it')
         step, self._outcome = self._outcome, None
-        if not getattr(self.selector, 'needs_after_pass', True):
-            return StepOutcome(step['before'], None, step['cost'])
-        inputs = step['inputs']
-        precision = nullcontext() if step['autocast'] is None else \
-            torch.autocast(inputs.device.type, dtype=step['autocast'])
-        with precision, self.kept_buffers(), \
-                self.student_tap.capture() as feats:
-            self.student.extract_feat(inputs)
-            after = self.distill(inputs, feats[:len(self.levels)],
-                                 step['mask'], step['teacher_feats']).losses
-        return StepOutcome(step['before'], after, step['cost'])
+        return measure_outcome(self, step)
 
     @contextmanager
     def kept_buffers(self):

@@ -218,7 +218,7 @@ def test_fp16_autocast_keeps_costs_and_losses_in_float32(toy_teacher):
         type='RLSelector', policy=dict(hidden_dim=16))).train()
     with torch.autocast('cpu', dtype=torch.float16):
         losses = model.loss(*batch())
-    assert model._outcome['autocast'] == torch.float16
+    assert model._outcome.autocast == torch.float16
     for name in LEVELS:
         assert losses[f'loss_distill_{name}'].dtype == torch.float32
     assert losses['distill_cost'].dtype == torch.float32

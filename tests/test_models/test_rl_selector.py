@@ -85,7 +85,7 @@ def test_outcome_measures_the_step_on_the_selected_pairs(toy_teacher):
     optimizer.zero_grad()
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     optimizer.step()
-    mask = model._outcome['mask']
+    mask = model._outcome.mask
     outcome = model.outcome()
     before, after, cost = outcome.loss_before, outcome.loss_after, \
         outcome.cost
