@@ -10,7 +10,9 @@ random (:class:`RandomSelector`, budget 0.5: what any selector spending
 0.5 by skipping samples costs, e.g. RL-KD at its budget without its
 policy), ``rl_policy`` and ``rl_joint`` train the RL-KD
 distiller in phase 2 (its ``freeze`` module frozen) and phase 3, including the
-reward measurement after each step and the PPO updates, ``rl_meta`` trains
+reward measurement (the pass after each step for ``reward='gain'``, the
+teacher's head for ``reward='disagreement'``) and the PPO updates,
+``rl_meta`` trains
 ``{task}_rl_kd_meta.py`` in phase 4 (meta-updates over the run's rollouts
 and the recorded tasks instead of PPO), and ``teacher`` runs
 the teacher's pyramid forward under no_grad (the extra work KD adds). Ratios
@@ -61,19 +63,19 @@ def rl_timers(model):
     return spent
 
 
-def teacher_timer(model):
-    """Times every teacher pyramid call of the distiller; returns the list
+def call_timer(owner, name):
+    """Times every call of ``owner``'s method ``name``; returns the list
     of durations it fills."""
     spent = []
-    extract = model.teacher_tap.extract
+    method = getattr(owner, name)
 
-    def timed(inputs, mask):
+    def timed(*args):
         start = time.perf_counter()
-        out = extract(inputs, mask)
+        out = method(*args)
         spent.append(time.perf_counter() - start)
         return out
 
-    model.teacher_tap.extract = timed
+    setattr(owner, name, timed)
     return spent
 
 
@@ -126,8 +128,10 @@ def measure(task, mode, iters, warmup, rl_checkpoint, rl_options=None):
         if mode == 'rl_policy' and freeze:  # phase 2, as the hook freezes
             model.student.get_submodule(freeze).requires_grad_(False)
         policy_s = rl_timers(model)
+        # a reward read from the teacher's predictions runs its head here
+        head_s = call_timer(model.selector, 'read_teacher')
     distiller = mode not in ('student', 'teacher')
-    teacher_s = teacher_timer(model) if distiller else []
+    teacher_s = call_timer(model.teacher_tap, 'extract') if distiller else []
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3,
                                          momentum=0.9))
     base = rss_mib()
@@ -145,7 +149,7 @@ def measure(task, mode, iters, warmup, rl_checkpoint, rl_options=None):
         if rl:  # what DistillPhaseHook does after the step
             mark = time.perf_counter()
             outcome = model.outcome()
-            outcome_s.append(time.perf_counter() - mark)
+            outcome_s.append(time.perf_counter() - mark + head_s.pop())
             mark = time.perf_counter()
             model.selector.learn(outcome, update=update)
             learn_s.append(time.perf_counter() - mark)
