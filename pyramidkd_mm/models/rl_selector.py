@@ -92,7 +92,8 @@ class RLSelector(LevelSelector):
                 'state_dim': PolicyNetwork.state_dim_for(
                     kwargs['top_channels'], kwargs['level_channels'])
                 + len(signals), 'num_levels': decisions})
-        self.env = DistillationEnvironment(len(self.levels), **env)
+        self.env = DistillationEnvironment(
+            len(self.levels), num_signals=len(signals), **env)
         self.trainer = PPOTrainer(self.policy, **ppo)
         self.rollout_iters = rollout_iters
         self.buffer = None  # sized by the first batch

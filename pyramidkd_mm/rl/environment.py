@@ -90,12 +90,19 @@ class DistillationEnvironment(nn.Module):
             budget.
         lam_lr (float): step of ``lam``'s dual update; 0 keeps it fixed.
         momentum (float): weight of the past in the running statistics.
+        num_signals (int): per-sample signals S of :meth:`reset`.
+        standardize_signals (bool): subtract the signals' running mean and
+            divide by their running std (over training batches and ranks),
+            so that a signal whose spread is small (an entropy varies by a
+            few hundredths across samples) moves the policy as much as the
+            layer-normalised features do.
     """
 
     REWARDS = ('gain', 'gap', 'disagreement')
 
     def __init__(self, num_levels, budget=0.5, lam=1.0, lam_lr=0.01,
-                 momentum=0.9, reward='gain'):
+                 momentum=0.9, reward='gain', num_signals=0,
+                 standardize_signals=False):
         super().__init__()
         if not 0 < budget <= 1:
             raise ValueError(f'budget {budget} must be in (0, 1]: a fraction'
@@ -115,6 +122,11 @@ class DistillationEnvironment(nn.Module):
         self.register_buffer('select_rate', torch.ones(num_levels))
         self.register_buffer('cost_mean', torch.ones(1))
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
+        self.standardize_signals = standardize_signals
+        self.register_buffer('signal_mean', torch.zeros(num_signals))
+        self.register_buffer('signal_var', torch.ones(num_signals))
+        self.register_buffer('signal_batches',
+                             torch.zeros((), dtype=torch.long))
         # recomputed by pace() before every step it applies to
         self.register_buffer('target', torch.tensor([float(budget)]),
                              persistent=False)
@@ -151,8 +163,28 @@ class DistillationEnvironment(nn.Module):
         batch = top.shape[0]
         stats = torch.cat([self.loss_mean, self.select_rate,
                            self.target - self.cost_mean])
-        extra = [] if signals is None else [signals.float()]
+        extra = [] if signals is None else [self._standardized(signals)]
         return torch.cat(pooled + [stats.expand(batch, -1)] + extra, dim=1)
+
+    @torch.no_grad()
+    def _standardized(self, signals):
+        """(B, S) float32 signals, standardised when asked; training
+        batches update the running moments first."""
+        signals = signals.float()
+        if not self.standardize_signals:
+            return signals
+        if self.training:
+            count = signals.new_tensor([float(len(signals))])
+            moments, _ = _global_mean(
+                torch.cat([signals.sum(0), (signals ** 2).sum(0)]),
+                count.expand(2 * signals.shape[1]).contiguous())
+            mean, square = moments.chunk(2)
+            m = 0.0 if self.signal_batches.item() == 0 else self.momentum
+            self.signal_mean.mul_(m).add_((1 - m) * mean)
+            self.signal_var.mul_(m).add_(
+                (1 - m) * (square - mean ** 2).clamp_min(0))
+            self.signal_batches += 1
+        return (signals - self.signal_mean) / (self.signal_var.sqrt() + 1e-6)
 
     @torch.no_grad()
     def step(self, actions, loss_before, loss_after, cost,

@@ -114,3 +114,23 @@ def test_disagreement_reward_pays_the_kl_of_distilled_samples():
     torch.testing.assert_close(env.gain_scale, torch.tensor([0.2]))
     with pytest.raises(ValueError, match='needs the step'):
         env.step(actions, losses, None, torch.ones(3))
+
+
+def test_standardized_signals_follow_the_training_batches():
+    env = DistillationEnvironment(num_levels=1, num_signals=1,
+                                  standardize_signals=True, momentum=0.5)
+    top, levels = torch.randn(4, 8, 2, 2), [torch.randn(4, 4, 2, 2)]
+    entropy = torch.tensor([[0.10], [0.12], [0.14], [0.16]])
+    states = env.reset(top, levels, entropy)
+    # the first batch sets the moments: the spread of a few hundredths
+    # becomes about one
+    torch.testing.assert_close(states[:, -1], (entropy[:, 0] - 0.13)
+                               / (0.0005 ** 0.5), rtol=1e-3, atol=1e-3)
+    env.reset(top, levels, entropy + 0.1)  # mean moves half way
+    torch.testing.assert_close(env.signal_mean, torch.tensor([0.18]))
+    env.eval()  # evaluation reads the moments, never moves them
+    env.reset(top, levels, entropy + 5)
+    torch.testing.assert_close(env.signal_mean, torch.tensor([0.18]))
+    plain = DistillationEnvironment(num_levels=1, num_signals=1)
+    torch.testing.assert_close(plain.reset(top, levels, entropy)[:, -1],
+                               entropy[:, 0])

@@ -54,10 +54,11 @@ def test_grid_caches_resumes_and_writes(tmp_path, digits_data):
 def test_rl_variants_map_to_config_options():
     sys.path.insert(0, os.path.join(REPO, 'tools', 'analysis_tools'))
     import pareto
-    runs = pareto.grid('det', ['rl:action=sample,reward=gap,freeze=None'],
-                       [0.5], [1], '/nowhere/teacher.pth', '/tmp/grid')
+    name = 'rl:action=sample,reward=gap,freeze=None,standardize=1'
+    runs = pareto.grid('det', [name], [0.5], [1], '/nowhere/teacher.pth',
+                       '/tmp/grid')
     (key, run), = runs.items()
-    assert key == ('rl:action=sample,reward=gap,freeze=None', 0.5, 1)
+    assert key == (name, 0.5, 1)
     assert run.config.endswith('configs/digits/det_rl_kd.py')
     cfg = Config.fromfile(run.config)
     parsed = Namespace()
@@ -67,6 +68,7 @@ def test_rl_variants_map_to_config_options():
     assert cfg.model.selector.env.reward == 'gap'
     assert cfg.model.selector.env.budget == 0.5
     assert cfg.custom_hooks[0]['freeze'] is None
+    assert cfg.model.selector.env.standardize_signals is True
     assert cfg.randomness.seed == 1
     with pytest.raises(ValueError, match="unknown selector option 'actions'"):
         pareto.variant_options('actions=sample', pareto.RL_KEYS)

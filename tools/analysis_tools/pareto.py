@@ -18,9 +18,10 @@ KD config with every level switched off (the student alone, cost 0),
 KD for the first ``budget`` of the run), ``mask:p3+p4`` a fixed subset
 (e.g. a layer search's choice) and ``rl`` RL-KD with its budget;
 ``rl:key=value,...`` is an RL-KD variant for ablations, with keys ``action``
-(levels, sample, sample_levels), ``reward`` (gain, gap), ``signals`` (entropy),
-``recurrent`` (0/1), ``lam_lr`` (0 fixes the price of compute), ``gradnorm``
-(0/1) and ``freeze`` (the student module frozen in phase 2, or None).
+(levels, sample, sample_levels), ``reward`` (gain, gap, disagreement),
+``signals`` (entropy), ``recurrent`` (0/1), ``lam_lr`` (0 fixes the price
+of compute), ``gradnorm`` (0/1), ``freeze`` (the student module frozen in
+phase 2, or None) and ``standardize`` (0/1, the signals standardised).
 ``random_samples:warmup=0.2`` distills every sample for the first fifth of
 the run (RL-KD's phase 1) and random samples after it, spending the same
 budget: RL-KD's schedule without its policy. A budgeted selector written
@@ -67,6 +68,7 @@ RL_KEYS = dict(
     signals='model.selector.signals=[{}]',
     recurrent='model.selector.policy.recurrent={}',
     lam_lr='model.selector.env.lam_lr={}',
+    standardize='model.selector.env.standardize_signals={}',
     gradnorm='model.loss_balancer.type={}',
     freeze='custom_hooks.0.freeze={}')
 
@@ -88,7 +90,7 @@ def variant_options(spec, keys):
         if key not in keys:
             raise ValueError(f'unknown selector option {key!r}; known: '
                              f'{sorted(keys)}')
-        if key == 'recurrent':
+        if key in ('recurrent', 'standardize'):
             value = bool(int(value))
         if key == 'gradnorm':
             if not int(value):
