@@ -86,11 +86,13 @@ class RLSelector(LevelSelector):
         # On a forked RNG: the Runner initialises the student's weights
         # after the model is built, from the global RNG, and RL-KD must
         # start from the same student as every other selector of its seed.
+        features = env.get('pooled_features', True)
+        channels = (kwargs['top_channels'], kwargs['level_channels']) \
+            if features else (0, [0] * len(self.levels))
         with torch.random.fork_rng(devices=[]):
             self.policy = MODELS.build({
                 'type': 'pyramidkd_mm.PolicyNetwork', **policy,
-                'state_dim': PolicyNetwork.state_dim_for(
-                    kwargs['top_channels'], kwargs['level_channels'])
+                'state_dim': PolicyNetwork.state_dim_for(*channels)
                 + len(signals), 'num_levels': decisions})
         self.env = DistillationEnvironment(
             len(self.levels), num_signals=len(signals), **env)

@@ -96,13 +96,16 @@ class DistillationEnvironment(nn.Module):
             so that a signal whose spread is small (an entropy varies by a
             few hundredths across samples) moves the policy as much as the
             layer-normalised features do.
+        pooled_features (bool): whether the state holds the pooled
+            features; without them it is the statistics and the signals
+            (a policy of a few inputs, e.g. a threshold on the entropy).
     """
 
     REWARDS = ('gain', 'gap', 'disagreement')
 
     def __init__(self, num_levels, budget=0.5, lam=1.0, lam_lr=0.01,
                  momentum=0.9, reward='gain', num_signals=0,
-                 standardize_signals=False):
+                 standardize_signals=False, pooled_features=True):
         super().__init__()
         if not 0 < budget <= 1:
             raise ValueError(f'budget {budget} must be in (0, 1]: a fraction'
@@ -123,6 +126,7 @@ class DistillationEnvironment(nn.Module):
         self.register_buffer('cost_mean', torch.ones(1))
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
         self.standardize_signals = standardize_signals
+        self.pooled_features = pooled_features
         self.register_buffer('signal_mean', torch.zeros(num_signals))
         self.register_buffer('signal_var', torch.ones(num_signals))
         self.register_buffer('signal_batches',
@@ -159,7 +163,7 @@ class DistillationEnvironment(nn.Module):
             Tensor: (B, state_dim) float32 states.
         """
         pooled = [F.layer_norm(f.detach().float().mean((2, 3)), f.shape[1:2])
-                  for f in (top, *levels)]
+                  for f in (top, *levels)] if self.pooled_features else []
         batch = top.shape[0]
         stats = torch.cat([self.loss_mean, self.select_rate,
                            self.target - self.cost_mean])

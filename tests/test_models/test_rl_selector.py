@@ -261,3 +261,16 @@ def test_disagreement_reward_on_every_toolbox(task, digits_data, tmp_path,
     assert head > dict(det=0.01, seg=0.01, cls=1e-6)[task]
     hub = runner.message_hub
     assert hub.get_scalar('train/rl_gain').current() >= 0
+
+
+def test_a_state_without_pooled_features_is_statistics_and_signals(
+        toy_teacher):
+    model = rl_variant(toy_teacher, signals=('entropy', ),
+                       env=dict(pooled_features=False))
+    assert model.selector.policy.state_dim == 5 + 1  # loss, 3 rates, budget
+    model.loss(*batch(seed=4))
+    states = model.selector._pending[0]
+    assert states.shape == (4, 6)
+    # every sample shares the statistics; only the entropy tells them apart
+    assert (states[:, :5] == states[:1, :5]).all()
+    assert states[:, 5].unique().numel() == 4

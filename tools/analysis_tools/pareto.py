@@ -21,7 +21,8 @@ KD for the first ``budget`` of the run), ``mask:p3+p4`` a fixed subset
 (levels, sample, sample_levels), ``reward`` (gain, gap, disagreement),
 ``signals`` (entropy), ``recurrent`` (0/1), ``lam_lr`` (0 fixes the price
 of compute), ``gradnorm`` (0/1), ``freeze`` (the student module frozen in
-phase 2, or None) and ``standardize`` (0/1, the signals standardised).
+phase 2, or None), ``standardize`` (0/1, the signals standardised) and
+``features`` (0 leaves the pooled features out of the state).
 ``random_samples:warmup=0.2`` distills every sample for the first fifth of
 the run (RL-KD's phase 1) and random samples after it, spending the same
 budget: RL-KD's schedule without its policy. A budgeted selector written
@@ -69,6 +70,7 @@ RL_KEYS = dict(
     recurrent='model.selector.policy.recurrent={}',
     lam_lr='model.selector.env.lam_lr={}',
     standardize='model.selector.env.standardize_signals={}',
+    features='model.selector.env.pooled_features={}',
     gradnorm='model.loss_balancer.type={}',
     freeze='custom_hooks.0.freeze={}')
 
@@ -90,7 +92,7 @@ def variant_options(spec, keys):
         if key not in keys:
             raise ValueError(f'unknown selector option {key!r}; known: '
                              f'{sorted(keys)}')
-        if key in ('recurrent', 'standardize'):
+        if key in ('recurrent', 'standardize', 'features'):
             value = bool(int(value))
         if key == 'gradnorm':
             if not int(value):
