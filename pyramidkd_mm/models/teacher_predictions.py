@@ -59,7 +59,9 @@ class TeacherPredictions:
 
     The head's FLOPs are counted once by mmengine's ``FlopAnalyzer``: per
     RoI for a detector, on the probe image otherwise (a decode head's scale
-    with the image like the pyramid's, a classifier head's do not).
+    with the image like the pyramid's, a classifier head's do not). The
+    analyser does not count mmcv's RoIAlign, so a detector's cost is an
+    underestimate (``benchmark_kd.py`` measures the time).
 
     Args:
         tap (PyramidTap): the teacher's pyramid; its levels must be what the

@@ -92,3 +92,29 @@ def test_a_head_that_reads_more_levels_is_one_clear_error():
     cost = TeacherCost(tap, torch.zeros(1, 3, SIZE, SIZE), 3)
     with pytest.raises(ValueError, match='head reads 4 pyramid levels'):
         TeacherPredictions(tap, cost, 3)
+
+
+@pytest.mark.parametrize('task', ['seg', 'cls'])
+def test_under_autocast_the_kl_and_cost_are_float32(task):
+    """Under autocast the teacher's features and logits are bfloat16; the
+    KL and the cost are computed in float32. (mmdet's two-stage detector
+    cannot run under CPU autocast at all: mmcv's CPU RoIAlign has no
+    bfloat16 kernel.)"""
+    teacher = teacher_of(task)
+    tap = PyramidTap(teacher, 'auto', 'teacher')
+    reader = TeacherPredictions(
+        tap, TeacherCost(tap, torch.zeros(1, 3, SIZE, SIZE), 4), 4)
+    own = StudentPredictions(teacher)
+    inputs = torch.randn(2, 3, SIZE, SIZE)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        forward(teacher, inputs)
+        with torch.no_grad():
+            feats = tap.extract(inputs, torch.ones(2, 4, dtype=torch.bool))
+        assert feats[0].dtype == torch.bfloat16
+        predictions = own.take(2)
+        predictions.logits = predictions.logits + 3 * torch.randn_like(
+            predictions.logits)
+        read = reader.disagreement(predictions, feats, SIZE * SIZE)
+    for value in (read.kl, read.cost):
+        assert value.dtype == torch.float32 and value.isfinite().all()
+    assert (read.kl > 0).all()
