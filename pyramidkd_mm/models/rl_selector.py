@@ -7,8 +7,7 @@ from mmengine.dist import all_reduce
 from mmengine.logging import print_log
 
 from ..registry import MODELS
-from ..rl import (DistillationEnvironment, PolicyNetwork, PPOTrainer,
-                  RolloutBuffer)
+from ..rl import DistillationEnvironment, PPOTrainer, RolloutBuffer
 from .selectors import LevelSelector
 from .student_predictions import StudentPredictions
 from .teacher_predictions import TeacherPredictions
@@ -83,19 +82,17 @@ class RLSelector(LevelSelector):
             if signals or self.teacher_predictions else None
         decisions = dict(levels=len(self.levels), sample=1,
                          sample_levels=1 + len(self.levels))[action]
+        self.env = DistillationEnvironment(
+            len(self.levels), num_signals=len(signals), **env)
         # On a forked RNG: the Runner initialises the student's weights
         # after the model is built, from the global RNG, and RL-KD must
         # start from the same student as every other selector of its seed.
-        features = env.get('pooled_features', True)
-        channels = (kwargs['top_channels'], kwargs['level_channels']) \
-            if features else (0, [0] * len(self.levels))
         with torch.random.fork_rng(devices=[]):
             self.policy = MODELS.build({
                 'type': 'pyramidkd_mm.PolicyNetwork', **policy,
-                'state_dim': PolicyNetwork.state_dim_for(*channels)
-                + len(signals), 'num_levels': decisions})
-        self.env = DistillationEnvironment(
-            len(self.levels), num_signals=len(signals), **env)
+                'state_dim': self.env.state_dim(kwargs['top_channels'],
+                                                kwargs['level_channels']),
+                'num_levels': decisions})
         self.trainer = PPOTrainer(self.policy, **ppo)
         self.rollout_iters = rollout_iters
         self.buffer = None  # sized by the first batch

@@ -8,6 +8,23 @@ import torch
 import torch.nn.functional as F
 
 
+def head_kind(model, role):
+    """Where a toolbox model's class predictions are: ``'roi'`` (an mmdet
+    two-stage detector's box head), ``'dense'`` (an mmseg decode head) or
+    ``'image'`` (an mmpretrain classifier head)."""
+    roi_head = getattr(model, 'roi_head', None)
+    if roi_head is not None and hasattr(roi_head, 'bbox_head'):
+        return 'roi'
+    if hasattr(model, 'decode_head'):
+        return 'dense'
+    if hasattr(model, 'head'):
+        return 'image'
+    raise TypeError(
+        f'{role} reads the predictions of an mmpretrain classifier (head), '
+        'an mmseg segmentor (decode_head) or an mmdet two-stage detector '
+        f'(roi_head.bbox_head); {type(model).__name__} has none of them')
+
+
 @dataclass
 class Predictions:
     """The class predictions of one forward of ``batch`` samples.
@@ -23,16 +40,22 @@ class Predictions:
     batch: int
     rois: Optional[torch.Tensor] = None
 
+    def rows_per_sample(self):
+        """(batch,) how many rows each sample has (a detector's RoIs)."""
+        if self.rois is None:
+            return torch.ones(self.batch, dtype=torch.long,
+                              device=self.logits.device)
+        return torch.bincount(self.rois[:, 0].long(), minlength=self.batch)
+
     def per_sample(self, values):
         """(batch,) mean of (N[, H, W]) ``values`` per sample; samples
         without a row (a detector's image without RoIs) get 0."""
         values = values.flatten(1).mean(1) if values.dim() > 1 else values
         if self.rois is None:
             return F.pad(values, (0, self.batch - len(values)))
-        images = self.rois[:, 0].long()
         return values.new_zeros(self.batch).index_add_(
-            0, images, values) / torch.bincount(
-                images, minlength=self.batch).clamp_min(1)
+            0, self.rois[:, 0].long(), values) / \
+            self.rows_per_sample().clamp_min(1)
 
     def entropy(self):
         """(batch,) prediction entropy, normalised by log(classes)."""
@@ -68,25 +91,19 @@ class StudentPredictions:
 
     def __init__(self, student):
         self._logits = self._rois = None
-        roi_head = getattr(student, 'roi_head', None)
-        if roi_head is not None and hasattr(roi_head, 'bbox_head'):
-            roi_head.bbox_roi_extractor.register_forward_hook(
+        kind = head_kind(student, 'StudentPredictions')
+        if kind == 'roi':
+            student.roi_head.bbox_roi_extractor.register_forward_hook(
                 lambda m, args, out: setattr(self, '_rois', args[1].detach()))
-            roi_head.bbox_head.register_forward_hook(
+            student.roi_head.bbox_head.register_forward_hook(
                 lambda m, args, out: self._record(out[0]))
-        elif hasattr(student, 'decode_head'):
+        elif kind == 'dense':
             # decode heads call self.forward() directly: hook their classifier
             student.decode_head.conv_seg.register_forward_hook(
                 lambda m, args, out: self._record(out))
-        elif hasattr(student, 'head'):
+        else:
             student.head.register_forward_hook(
                 lambda m, args, out: self._record(out))
-        else:
-            raise TypeError(
-                'StudentPredictions reads the predictions of an mmpretrain '
-                'classifier (head), an mmseg segmentor (decode_head) or an '
-                'mmdet two-stage detector (roi_head.bbox_head); '
-                f'{type(student).__name__} has none of them')
 
     def _record(self, logits):
         self._logits = logits.detach().float()

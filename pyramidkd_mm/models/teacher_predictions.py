@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from mmengine.analysis import FlopAnalyzer
 from torch import nn
 
+from .student_predictions import head_kind
+
 
 @dataclass
 class Disagreement:
@@ -25,18 +27,7 @@ class _Head(nn.Module):
     def __init__(self, teacher):
         super().__init__()
         self.teacher = teacher
-        roi_head = getattr(teacher, 'roi_head', None)
-        if roi_head is not None and hasattr(roi_head, 'bbox_head'):
-            self.kind = 'roi'
-        elif hasattr(teacher, 'decode_head'):
-            self.kind = 'dense'
-        elif hasattr(teacher, 'head'):
-            self.kind = 'image'
-        else:
-            raise TypeError(
-                'TeacherPredictions runs the head of an mmpretrain classifier,'
-                ' an mmseg segmentor or an mmdet two-stage detector; '
-                f'{type(teacher).__name__} has none of them')
+        self.kind = head_kind(teacher, 'TeacherPredictions')
 
     def forward(self, feats, rois=None):
         teacher = self.teacher
@@ -117,12 +108,8 @@ class TeacherPredictions:
                                     align_corners=False)
         log_t = F.log_softmax(teacher, 1)
         kl = (log_t.exp() * (log_t - F.log_softmax(student.logits, 1))).sum(1)
-        if self.head.kind == 'roi':
-            rois = torch.bincount(student.rois[:, 0].long(),
-                                  minlength=student.batch)
-            flops = rois.float() * self.flops
-        else:
-            flops = kl.new_full((student.batch, ), self.flops)
+        # one head pass per RoI of a detector, one per sample otherwise
+        flops = student.rows_per_sample().float() * self.flops
         if self.head.kind != 'dense':  # a fraction of the pyramid at `pixels`
             flops = flops * self.probe_pixels / pixels
         return Disagreement(student.per_sample(kl),

@@ -57,6 +57,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from .policy import PolicyNetwork
+
 
 def _global_mean(total, count):
     """Sums ``total`` and ``count`` over ranks in one collective; returns
@@ -78,7 +80,7 @@ class DistillationEnvironment(nn.Module):
     level) and the budget remaining (``target`` minus the running cost).
     Each pooled feature block is layer-normalised, so the policy sees
     feature patterns, not their scale. The size is
-    :meth:`PolicyNetwork.state_dim_for` of the channels.
+    :meth:`state_dim` of the channels.
 
     Args:
         num_levels (int): number of pyramid levels L.
@@ -134,6 +136,15 @@ class DistillationEnvironment(nn.Module):
         # recomputed by pace() before every step it applies to
         self.register_buffer('target', torch.tensor([float(budget)]),
                              persistent=False)
+
+    def state_dim(self, top_channels, level_channels):
+        """Size of :meth:`reset`'s states for a student with these
+        channels."""
+        if not self.pooled_features:
+            top_channels, level_channels = 0, [0] * self.num_levels
+        return PolicyNetwork.state_dim_for(
+            top_channels, level_channels, self.num_levels) \
+            + len(self.signal_mean)
 
     def pace(self, spent, progress):
         """Sets the step's ``target`` so that the run ends at ``budget``.
