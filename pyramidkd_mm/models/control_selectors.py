@@ -20,14 +20,38 @@ from .selectors import LevelSelector
 
 
 class BudgetSelector(LevelSelector):
-    """A control that spends ``budget`` of uniform KD's teacher compute."""
+    """A control that spends ``budget`` of uniform KD's teacher compute.
 
-    def __init__(self, budget, **kwargs):
+    With ``warmup``, every sample is distilled for that first fraction of
+    the training iterations and the choices after it spend what is left,
+    ``rate = (budget - warmup) / (1 - warmup)`` a sample: RL-KD's schedule
+    (a uniform phase 1, then the budget paid back) with the control's
+    choices in place of the policy's, the control for whether the policy's
+    choices add anything to its schedule. The iteration comes from the
+    Runner (see :func:`_run_progress`), so a resumed run continues the
+    schedule.
+    """
+
+    def __init__(self, budget, warmup=0., **kwargs):
         super().__init__(**kwargs)
         if not 0 <= budget <= 1:
             raise ValueError(f'budget {budget} must be in [0, 1]: a fraction '
                              'of the teacher compute of uniform KD')
+        if not 0 <= warmup <= budget or warmup == 1:
+            raise ValueError(f'{type(self).__name__} warmup {warmup} must be '
+                             f'in [0, budget={budget}] and below 1: the '
+                             'warm-up distills every sample, so it spends '
+                             'its length')
         self.budget = budget
+        self.warmup = warmup
+        self.rate = (budget - warmup) / (1 - warmup)
+
+    def warming_up(self):
+        """Whether this training iteration is in the warm-up."""
+        if not self.warmup:
+            return False
+        now, total = _run_progress(self)
+        return now < self.warmup * total
 
 
 def _run_progress(selector):
@@ -57,12 +81,8 @@ class RandomSelector(BudgetSelector):
     """Random (sample, level) choices with an expected teacher cost of
     ``budget``.
 
-    With ``warmup``, every sample is distilled for that first fraction of
-    the training iterations and the random choices after it spend what is
-    left, ``(budget - warmup) / (1 - warmup)`` a sample: RL-KD's schedule
-    (a uniform phase 1, then the budget paid back) with random choices in
-    place of the policy's, the control for whether the policy's choices
-    add anything to its schedule.
+    With ``warmup`` (see :class:`BudgetSelector`), random choices after a
+    uniform warm-up.
 
     Args:
         budget (float): expected teacher compute per sample, a fraction of
@@ -73,25 +93,18 @@ class RandomSelector(BudgetSelector):
             independently with the one probability whose expected cost is
             ``budget``.
         warmup (float): fraction of the training iterations in which every
-            sample is distilled, at most ``budget``; read from the Runner
-            like :class:`EarlySelector`'s.
+            sample is distilled, at most ``budget``.
         **kwargs: see :class:`LevelSelector` (``teacher_cost`` is needed).
     """
 
     def __init__(self, budget, mode='samples', warmup=0., **kwargs):
-        super().__init__(budget, **kwargs)
+        super().__init__(budget, warmup, **kwargs)
         if mode not in ('samples', 'levels'):
             raise ValueError(f"RandomSelector mode must be 'samples' or "
                              f"'levels', got {mode!r}")
-        if not 0 <= warmup <= budget or warmup == 1:
-            raise ValueError(f'RandomSelector warmup {warmup} must be in '
-                             f'[0, budget={budget}] and below 1: the warm-up '
-                             'distills every sample, so it spends its length')
         self.mode = mode
-        self.warmup = warmup
-        rate = (budget - warmup) / (1 - warmup)
-        self.probability = rate if mode == 'samples' else \
-            self._level_probability(kwargs['teacher_cost'], rate)
+        self.probability = self.rate if mode == 'samples' else \
+            self._level_probability(kwargs['teacher_cost'], self.rate)
 
     def _level_probability(self, teacher_cost, cost):
         """The p with ``teacher_cost.expected(p, ..., p) == cost``
@@ -109,10 +122,8 @@ class RandomSelector(BudgetSelector):
     def forward(self, student_feats, data_samples):
         batch = student_feats[0].shape[0]
         device = student_feats[0].device
-        if self.warmup:
-            now, total = _run_progress(self)
-            if now < self.warmup * total:
-                return self.all_levels(student_feats)
+        if self.warming_up():
+            return self.all_levels(student_feats)
         if self.mode == 'samples':
             picked = torch.rand(batch, device=device) < self.probability
             return picked[:, None].expand(-1, len(self.levels))
@@ -129,22 +140,29 @@ class UncertaintySelector(BudgetSelector):
     predictions in its training forward (classifier, segmentor or two-stage
     detector). Each step selects the ``budget`` fraction of the batch with
     the highest entropy (rounded at random so that the expected fraction is
-    ``budget``), so the expected teacher cost is ``budget``.
+    ``budget``), so the expected teacher cost is ``budget``. With
+    ``warmup`` (see :class:`BudgetSelector`), the same after a uniform
+    warm-up, at the rate that leaves.
 
     Args:
         budget (float): fraction of the samples to distill.
+        warmup (float): fraction of the training iterations in which every
+            sample is distilled, at most ``budget``.
         **kwargs: see :class:`LevelSelector` (``student`` is needed).
     """
 
-    def __init__(self, budget, **kwargs):
-        super().__init__(budget, **kwargs)
+    def __init__(self, budget, warmup=0., **kwargs):
+        super().__init__(budget, warmup, **kwargs)
         self.predictions = StudentPredictions(kwargs['student'])
 
     def forward(self, student_feats, data_samples):
         batch = student_feats[0].shape[0]
+        # taken every step: the hooks keep one batch of predictions
         entropy = self.predictions.take(batch).entropy()
+        if self.warming_up():
+            return self.all_levels(student_feats)
         mask = torch.zeros(batch, dtype=torch.bool, device=entropy.device)
-        mask[entropy.argsort(descending=True)[:_count(batch, self.budget)]] \
+        mask[entropy.argsort(descending=True)[:_count(batch, self.rate)]] \
             = True
         return mask[:, None].expand(-1, len(self.levels))
 
@@ -165,6 +183,9 @@ class EarlySelector(BudgetSelector):
         budget (float): fraction of the training iterations distilled.
         **kwargs: see :class:`LevelSelector`.
     """
+
+    def __init__(self, budget, **kwargs):
+        super().__init__(budget, warmup=0., **kwargs)  # it is all warm-up
 
     def forward(self, student_feats, data_samples):
         now, total = _run_progress(self)

@@ -88,12 +88,16 @@ def test_early_selector_distills_the_first_part_of_the_run(toy_teacher):
         model.loss(*batch(4, seed=0))
 
 
-@pytest.mark.parametrize('mode', ['samples', 'levels'])
-def test_random_selector_after_a_warmup_pays_it_back(toy_teacher, mode):
+@pytest.mark.parametrize('selector', [
+    dict(type='RandomSelector', mode='samples'),
+    dict(type='RandomSelector', mode='levels'),
+    dict(type='UncertaintySelector')])
+def test_a_control_after_a_warmup_pays_it_back(toy_teacher, selector):
     torch.manual_seed(0)
     model = make(toy_teacher, selector=dict(
-        type='RandomSelector', budget=0.5, mode=mode, warmup=0.2)).train()
-    hub = MessageHub.get_instance('test_random_selector_warmup')
+        selector, budget=0.5, warmup=0.2)).train()
+    hub = MessageHub.get_instance(f'test_warmup_{len(selector)}_'
+                                  f'{selector.get("mode")}')
     hub.update_info('max_iters', 100)
     costs = []
     for step in range(100):
@@ -114,3 +118,6 @@ def test_budget_outside_zero_one_is_one_clear_error(toy_teacher):
     with pytest.raises(ValueError, match='warmup'):
         make(toy_teacher, selector=dict(type='RandomSelector', budget=0.3,
                                         warmup=0.5))
+    with pytest.raises(ValueError, match='UncertaintySelector warmup'):
+        make(toy_teacher, selector=dict(type='UncertaintySelector',
+                                        budget=0.3, warmup=-0.1))

@@ -73,6 +73,15 @@ def test_rl_variants_map_to_config_options():
     assert cfg.randomness.seed == 1
     with pytest.raises(ValueError, match="unknown selector option 'actions'"):
         pareto.variant_options('actions=sample', pareto.RL_KEYS)
+    # a shorter phase 1: phase 2 starts at 5 % of det's 500 iterations
+    (_, run), = pareto.grid('det', ['rl:warmup=0.05'], [0.25], [0], '/t.pth',
+                            '/g').items()
+    assert run.options[-1] == 'custom_hooks.0.milestones=[25,250]'
+    (_, run), = pareto.grid('det', ['uncertainty:warmup=0.05'], [0.25], [0],
+                            '/t.pth', '/g').items()
+    assert run.options[2:] == [
+        'model.selector.type=UncertaintySelector',
+        'model.selector.budget=0.25', 'model.selector.warmup=0.05']
     (key, run), = pareto.grid('det', ['random_samples:warmup=0.2'], [0.5],
                               [1], '/t.pth', '/g').items()
     assert run.options[2:] == [
@@ -114,7 +123,9 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
                                          {0: 0.9, 1: 0.5, 2: 0.3}),
             ('uncertainty', 0.5): row(0.575, 0.01, 0.5),
             ('rl', 0.5): row(0.555, 0.3, 0.62, {0: 0.95, 1: 0.6, 2: 0.3}),
-            ('random_samples:warmup=0.2', 0.5): row(0.57, 0.01, 0.5)}
+            ('random_samples:warmup=0.2', 0.5): row(0.57, 0.01, 0.5),
+            ('rl:warmup=0.05', 0.25): row(0.6, 0.01, 0.25),
+            ('uncertainty:warmup=0.05', 0.25): row(0.58, 0.01, 0.25)}
     lines = pareto.standings(rows).splitlines()
     # gap 0.04 = 4 pooled std: 108 / 16 -> 7 seeds
     assert lines[0].startswith('- uniform − student = 0.040, 4.0 pooled')
@@ -130,4 +141,12 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
                                ':warmup=0.2 at 0.50 (-0.015')
     assert lines[4].startswith('- random_samples:warmup=0.2@0.5 at 0.50 '
                                'spent ties random samples at 0.50')
-    assert len(lines) == 5
+    # a shorter warm-up is compared with the controls after the same one
+    # (here random samples after it are missing)
+    assert lines[5].startswith('- rl:warmup=0.05@0.25 at 0.25 spent beats '
+                               'random samples at 0.50')
+    assert lines[6].startswith('- rl:warmup=0.05@0.25 at 0.25 spent beats '
+                               'uncertainty:warmup=0.05 at 0.25 (+0.020')
+    assert lines[7].startswith('- uncertainty:warmup=0.05@0.25 at 0.25 '
+                               'spent beats random samples at 0.50')
+    assert len(lines) == 8

@@ -21,11 +21,13 @@ KD for the first ``budget`` of the run), ``mask:p3+p4`` a fixed subset
 (levels, sample, sample_levels), ``reward`` (gain, gap, disagreement),
 ``signals`` (entropy), ``recurrent`` (0/1), ``lam_lr`` (0 fixes the price
 of compute), ``gradnorm`` (0/1), ``freeze`` (the student module frozen in
-phase 2, or None), ``standardize`` (0/1, the signals standardised) and
-``features`` (0 leaves the pooled features out of the state).
+phase 2, or None), ``standardize`` (0/1, the signals standardised),
+``features`` (0 leaves the pooled features out of the state) and ``warmup``
+(the fraction of the run in phase 1, 0.2 in the configs).
 ``random_samples:warmup=0.2`` distills every sample for the first fifth of
 the run (RL-KD's phase 1) and random samples after it, spending the same
-budget: RL-KD's schedule without its policy. A budgeted selector written
+budget: RL-KD's schedule without its policy; ``uncertainty:warmup=0.2`` the
+same with the heuristic's choices. A budgeted selector written
 ``name@0.6`` runs at that budget instead of ``--budgets`` (e.g. a random
 control at the cost another selector spent).
 The teacher is trained first unless ``--teacher`` names its weights. Runs
@@ -43,6 +45,7 @@ import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
+from mmengine.config import Config
 from rich.progress import Progress
 
 from pyramidkd_mm.experiment import TrainingRun, run_cached
@@ -72,20 +75,28 @@ RL_KEYS = dict(
     standardize='model.selector.env.standardize_signals={}',
     features='model.selector.env.pooled_features={}',
     gradnorm='model.loss_balancer.type={}',
-    freeze='custom_hooks.0.freeze={}')
+    freeze='custom_hooks.0.freeze={}',
+    warmup='custom_hooks.0.milestones=[{},{}]')
 
 
 def budgeted(name):
     return name.split(':')[0] in BUDGETED
 
 
-# random control keys (random_samples:key=value) -> config option
-RANDOM_KEYS = dict(warmup='model.selector.warmup={}')
+# control keys (random_samples:key=value, uncertainty:...) -> config option
+CONTROL_KEYS = dict(warmup='model.selector.warmup={}')
 
 
-def variant_options(spec, keys):
+def phase_iters(task):
+    """(iterations, start of phase 3) of the task's RL-KD config."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'digits',
+                                   f'{task}_rl_kd.py'))
+    return cfg.train_cfg.max_iters, cfg.custom_hooks[0]['milestones'][1]
+
+
+def variant_options(spec, keys, task=None):
     """--cfg-options of a selector variant 'key=value,...' (``keys``:
-    RL_KEYS or RANDOM_KEYS)."""
+    RL_KEYS or CONTROL_KEYS; ``task`` for RL-KD's ``warmup``)."""
     options = []
     for item in filter(None, spec.split(',')):
         key, _, value = item.partition('=')
@@ -98,6 +109,11 @@ def variant_options(spec, keys):
             if not int(value):
                 continue  # the configs have no balancer
             value = 'GradNorm'
+        if keys is RL_KEYS and key == 'warmup':  # phase 2 starts earlier
+            iters, joint = phase_iters(task)
+            value = (int(float(value) * iters), joint)
+            options.append(keys[key].format(*value))
+            continue
         options.append(keys[key].format(value))
     return options
 
@@ -107,8 +123,9 @@ def fixed_mask(flags):
             'model.selector.mask=[' + ','.join(map(str, flags)) + ']']
 
 
-def selector_options(name, budget, levels):
+def selector_options(name, budget, task):
     """(config kind, --cfg-options) of a selector at a budget."""
+    levels = TASKS[task]['levels']
     if name == 'student':
         return 'uniform_kd', fixed_mask([0] * len(levels))
     if name == 'uniform':
@@ -121,13 +138,14 @@ def selector_options(name, budget, levels):
         return 'uniform_kd', ['model.selector.type=RandomSelector',
                               f'model.selector.budget={budget}',
                               f'model.selector.mode={base[7:]}',
-                              *variant_options(spec, RANDOM_KEYS)]
-    if name in CONTROLS:
-        return 'uniform_kd', [f'model.selector.type={CONTROLS[name]}',
-                              f'model.selector.budget={budget}']
+                              *variant_options(spec, CONTROL_KEYS)]
+    if base in CONTROLS:
+        return 'uniform_kd', [f'model.selector.type={CONTROLS[base]}',
+                              f'model.selector.budget={budget}',
+                              *variant_options(spec, CONTROL_KEYS)]
     if base == 'rl':
         return 'rl_kd', [f'model.selector.env.budget={budget}',
-                         *variant_options(spec, RL_KEYS)]
+                         *variant_options(spec, RL_KEYS, task)]
     raise ValueError(f'unknown selector {name!r}')
 
 
@@ -139,8 +157,7 @@ def grid(task, selectors, budgets, seeds, teacher, work_root, extra=()):
         name, _, own = name.partition('@')  # a budget of its own
         its_budgets = [float(own)] if own else budgets
         for budget in (its_budgets if budgeted(name) else (None, )):
-            kind, options = selector_options(name, budget,
-                                             TASKS[task]['levels'])
+            kind, options = selector_options(name, budget, task)
             for seed in seeds:
                 label = re.sub(r'[^A-Za-z0-9.]+', '_', name)
                 label += f'_b{budget}' if budget is not None else ''
@@ -232,10 +249,10 @@ def standings(rows):
     standard deviations (and how many seeds give the resolution of 6 pooled
     std at 3 seeds: the standard error of a difference of means shrinks as
     sqrt(2 / seeds)), and each selector against random samples at the
-    nearest spent cost (RL-KD also against random samples after its
-    warm-up): ``beats`` / ``loses to`` by more than the pooled std, else
-    ``ties``. Each line adds the per-seed paired difference,
-    which seed-to-seed swings of a whole run do not blur."""
+    nearest spent cost (RL-KD also against random samples and the
+    heuristic after its warm-up): ``beats`` / ``loses to`` by more than the
+    pooled std, else ``ties``. Each line adds the per-seed paired
+    difference, which seed-to-seed swings of a whole run do not blur."""
     lines = []
     if ('student', None) in rows and ('uniform', None) in rows:
         (low, s_low), (high, s_high) = (rows['student', None]['metric'],
@@ -256,8 +273,12 @@ def standings(rows):
             continue
         label = name if budget is None else f'{name}@{budget}'
         lines += versus(label, row, rows, 'random_samples')
-        if name.split(':')[0] == 'rl':  # and RL-KD's schedule, randomised
-            lines += versus(label, row, rows, 'random_samples:warmup=0.2')
+        base, _, spec = name.partition(':')
+        if base == 'rl':  # and RL-KD's schedule with the controls' choices
+            warmup = dict(item.partition('=')[::2] for item in
+                          filter(None, spec.split(','))).get('warmup', '0.2')
+            for control in ('random_samples', 'uncertainty'):
+                lines += versus(label, row, rows, f'{control}:warmup={warmup}')
     return '\n'.join(lines)
 
 
