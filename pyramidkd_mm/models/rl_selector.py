@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 
 from ..registry import MODELS
 from ..rl import DistillationEnvironment, PPOTrainer, RolloutBuffer
+from ..rl.policy import offset_for_rate
 from .selectors import LevelSelector
 from .student_predictions import StudentPredictions
 from .teacher_predictions import TeacherPredictions
@@ -31,6 +32,15 @@ class RLSelector(LevelSelector):
     every level); ``'sample_levels'``, a sample flag and level flags, the
     levels distilled where both are set.
 
+    With ``calibrate``, the pacing decides how many samples the teacher
+    distills and the policy which: each batch's logits are shifted by one
+    offset (part of the stored state, see :class:`PolicyNetwork`'s
+    ``logit_offset``) so that the probabilities average the paced target,
+    and the rewards are centred per step (the environment's ``centered``):
+    they rank the samples instead of pricing compute. Without it the
+    policy's rate follows the price of compute in the reward, which lags a
+    policy that PPO changes every few iterations.
+
     The policy and the environment's running statistics are in the module's
     state dict, the PPO optimiser and the partly filled rollout in
     :meth:`learner_state_dict`, which ``DistillPhaseHook`` puts into Runner
@@ -53,13 +63,17 @@ class RLSelector(LevelSelector):
             against the teacher's, see :class:`TeacherPredictions`) needs
             ``action='sample'``: the teacher's head reads its whole
             pyramid.
+        calibrate (bool): shift the policy's logits so that its expected
+            rate is the paced target; needs ``action='sample'`` (one
+            decision is the cost). Default: False.
         **kwargs: see :class:`LevelSelector`.
     """
 
     ACTIONS = ('levels', 'sample', 'sample_levels')
 
     def __init__(self, policy=dict(), env=dict(), ppo=dict(minibatch_size=32),
-                 rollout_iters=8, action='levels', signals=(), **kwargs):
+                 rollout_iters=8, action='levels', signals=(),
+                 calibrate=False, **kwargs):
         super().__init__(**kwargs)
         if action not in self.ACTIONS:
             raise ValueError(f'RLSelector action must be one of '
@@ -68,8 +82,12 @@ class RLSelector(LevelSelector):
         if unknown:
             raise ValueError(f'unknown RLSelector signals {sorted(unknown)};'
                              " known: ['entropy']")
+        if calibrate and action != 'sample':
+            raise ValueError("RLSelector: calibrate=True needs "
+                             f"action='sample', got {action!r}")
         self.action = action
         self.signals = tuple(signals)
+        self.calibrate = calibrate
         self.teacher_predictions = None
         if env.get('reward') == 'disagreement':
             if action != 'sample':
@@ -83,16 +101,18 @@ class RLSelector(LevelSelector):
         decisions = dict(levels=len(self.levels), sample=1,
                          sample_levels=1 + len(self.levels))[action]
         self.env = DistillationEnvironment(
-            len(self.levels), num_signals=len(signals), **env)
+            len(self.levels), num_signals=len(signals), centered=calibrate,
+            **env)
         # On a forked RNG: the Runner initialises the student's weights
         # after the model is built, from the global RNG, and RL-KD must
         # start from the same student as every other selector of its seed.
         with torch.random.fork_rng(devices=[]):
             self.policy = MODELS.build({
                 'type': 'pyramidkd_mm.PolicyNetwork', **policy,
-                'state_dim': self.env.state_dim(kwargs['top_channels'],
-                                                kwargs['level_channels']),
-                'num_levels': decisions})
+                'state_dim': self.env.state_dim(
+                    kwargs['top_channels'], kwargs['level_channels'])
+                + int(calibrate),
+                'num_levels': decisions, 'logit_offset': calibrate})
         self.trainer = PPOTrainer(self.policy, **ppo)
         self.rollout_iters = rollout_iters
         self.buffer = None  # sized by the first batch
@@ -126,8 +146,15 @@ class RLSelector(LevelSelector):
             self._student = self.predictions.take(student_feats[0].shape[0])
             if self.signals:
                 signals = self._student.entropy()[:, None]
-        return self.env.reset(student_feats.top,
-                              student_feats[:len(self.levels)], signals)
+        states = self.env.reset(student_feats.top,
+                                student_feats[:len(self.levels)], signals)
+        if not self.calibrate:
+            return states
+        states = torch.cat([states, states.new_zeros(len(states), 1)], 1)
+        with torch.no_grad():
+            states[:, -1] = offset_for_rate(self.policy.logits(states),
+                                            self.env.target)
+        return states
 
     @torch.no_grad()
     def level_probabilities(self, student_feats):

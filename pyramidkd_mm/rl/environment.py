@@ -41,6 +41,13 @@ step's cost in excess of the budget (never below zero), raising the price of
 compute while the policy overspends and lowering it while it saves, until
 the cost settles at the budget. ``lam_lr=0`` keeps ``lam`` fixed.
 
+With ``centered`` there is no price: a distilled sample is paid its gain
+minus the mean gain of the step's distilled samples (over ranks), in units
+of ``gain_scale``, and a skipped one 0. For a policy whose rate is set
+elsewhere (:class:`RLSelector`'s ``calibrate``) the rewards then say only
+which samples gained more than the others, so PPO has no reason to move
+every logit at once.
+
 ``budget`` is what the whole run may spend, phases without a policy (RL-KD's
 uniform warm-up) included. :meth:`pace` turns it into the step's
 ``target``: what is left of the run's budget spread over what is left of the
@@ -101,13 +108,16 @@ class DistillationEnvironment(nn.Module):
         pooled_features (bool): whether the state holds the pooled
             features; without them it is the statistics and the signals
             (a policy of a few inputs, e.g. a threshold on the entropy).
+        centered (bool): rewards relative to the step's mean gain, without
+            the price of compute (see the module). Default: False.
     """
 
     REWARDS = ('gain', 'gap', 'disagreement')
 
     def __init__(self, num_levels, budget=0.5, lam=1.0, lam_lr=0.01,
                  momentum=0.9, reward='gain', num_signals=0,
-                 standardize_signals=False, pooled_features=True):
+                 standardize_signals=False, pooled_features=True,
+                 centered=False):
         super().__init__()
         if not 0 < budget <= 1:
             raise ValueError(f'budget {budget} must be in (0, 1]: a fraction'
@@ -129,6 +139,7 @@ class DistillationEnvironment(nn.Module):
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
         self.standardize_signals = standardize_signals
         self.pooled_features = pooled_features
+        self.centered = centered
         self.register_buffer('signal_mean', torch.zeros(num_signals))
         self.register_buffer('signal_var', torch.ones(num_signals))
         self.register_buffer('signal_batches',
@@ -243,8 +254,13 @@ class DistillationEnvironment(nn.Module):
                                     any_level.sum().view(1))
         if first and gain_mean > 0:
             self.gain_scale.copy_(gain_mean)
-        rewards = (gain / self.gain_scale
-                   + self.lam * (self.target - cost))
+        if self.centered:
+            step_mean, _ = _global_mean((gain * any_level).sum().view(1),
+                                        any_level.sum().view(1))
+            rewards = (gain - step_mean) * any_level / self.gain_scale
+        else:
+            rewards = (gain / self.gain_scale
+                       + self.lam * (self.target - cost))
         info = dict(selected=actions.bool(), distill_loss=loss_before.sum(1),
                     gain=gain, cost_used=cost, cost_saved=1 - cost,
                     lam=self.lam.expand_as(rewards).clone())

@@ -6,6 +6,12 @@ recurrent variant runs an LSTM over the level sequence, so decision ``l`` is
 conditioned on decisions ``0..l-1``. A separate critic maps the state to a
 value. Nothing here is specific to distillation: with ``num_levels=1`` the
 same network is a two-action policy (e.g. CartPole left/right).
+
+With ``logit_offset`` the state's last entry is not an input but a shift
+added to every logit, which the environment sets (:func:`offset_for_rate`)
+so that the decisions are positive at a paced rate: the policy then learns
+which states to choose, not how many. PPO re-scores stored states with the
+offset they were acted on, so its ratios stay exact.
 """
 import math
 
@@ -45,15 +51,20 @@ class PolicyNetwork(nn.Module):
         hidden_dim (int): width of the hidden layers and of the LSTM.
         recurrent (bool): decide the levels in sequence with an LSTM, each
             decision conditioned on the previous ones. Default: False.
+        logit_offset (bool): the last of the ``state_dim`` entries is added
+            to every logit instead of being read by the networks.
+            Default: False.
     """
 
     def __init__(self, state_dim, num_levels=4, hidden_dim=256,
-                 recurrent=False):
+                 recurrent=False, logit_offset=False):
         super().__init__()
         self.state_dim = state_dim
         self.num_levels = num_levels
         self.recurrent = recurrent
-        self.encoder = _mlp(state_dim, hidden_dim)
+        self.logit_offset = logit_offset
+        inputs = state_dim - int(logit_offset)
+        self.encoder = _mlp(inputs, hidden_dim)
         if recurrent:
             self.token_embed = nn.Embedding(3, hidden_dim)
             self.lstm = nn.LSTM(2 * hidden_dim, hidden_dim, batch_first=True)
@@ -63,7 +74,7 @@ class PolicyNetwork(nn.Module):
         # The critic shares nothing with the actor, so the value loss cannot
         # disturb the policy's features.
         self.critic = nn.Sequential(
-            _mlp(state_dim, hidden_dim), _linear(hidden_dim, 1, gain=1.0))
+            _mlp(inputs, hidden_dim), _linear(hidden_dim, 1, gain=1.0))
 
     @staticmethod
     def state_dim_for(global_dim, level_dims, num_levels=None):
@@ -120,6 +131,7 @@ class PolicyNetwork(nn.Module):
             tuple[Tensor, Tensor, Tensor]: action (B, L) of 0./1. floats,
             its log-probability (B,) and the state value (B,).
         """
+        state, offset = self._split(state)
         features = self.encoder(state)
         if self.recurrent:
             token = state.new_full((state.shape[0], 1), START,
@@ -127,13 +139,14 @@ class PolicyNetwork(nn.Module):
             hidden, logits, actions = None, [], []
             for _ in range(self.num_levels):
                 logit, hidden = self._recurrent_logits(features, token, hidden)
+                logit = logit + offset
                 action = self._choose(logit, deterministic)
                 token = action.long()
                 logits.append(logit)
                 actions.append(action)
             logits, action = torch.cat(logits, 1), torch.cat(actions, 1)
         else:
-            logits = self.logit_head(features)
+            logits = self.logit_head(features) + offset
             action = self._choose(logits, deterministic)
         log_prob = Bernoulli(logits=logits).log_prob(action).sum(-1)
         return action, log_prob, self.critic(state).squeeze(-1)
@@ -150,15 +163,27 @@ class PolicyNetwork(nn.Module):
         Returns:
             Tensor: (B, L) logits.
         """
+        states, offset = self._split(states)
         features = self.encoder(states)
         if not self.recurrent:
-            return self.logit_head(features)
+            return self.logit_head(features) + offset
         if actions is None:
             raise ValueError('the recurrent policy needs the actions whose '
                              'decisions it conditions on')
         start = actions.new_full((actions.shape[0], 1), START)
         tokens = torch.cat([start, actions[:, :-1]], dim=1).long()
-        return self._recurrent_logits(features, tokens)[0]
+        return self._recurrent_logits(features, tokens)[0] + offset
+
+    def value(self, states):
+        """(B,) the critic's value of the states."""
+        return self.critic(self._split(states)[0]).squeeze(-1)
+
+    def _split(self, states):
+        """The networks' inputs and the (B, 1) logit offset (0 without
+        ``logit_offset``)."""
+        if not self.logit_offset:
+            return states, 0.0
+        return states[:, :-1], states[:, -1:]
 
     def evaluate_actions(self, states, actions):
         """Scores stored actions under the current policy (PPO update).
@@ -175,9 +200,29 @@ class PolicyNetwork(nn.Module):
         """
         dist = Bernoulli(logits=self.logits(states, actions))
         return (dist.log_prob(actions).sum(-1), dist.entropy().sum(-1),
-                self.critic(states).squeeze(-1))
+                self.value(states))
 
     def forward(self, states, actions):
         """Same as :meth:`evaluate_actions`, so wrappers such as DDP that
         call the module see the gradient path."""
         return self.evaluate_actions(states, actions)
+
+
+def offset_for_rate(logits, rate, steps=50):
+    """The one shift ``b`` with ``sigmoid(logits + b).mean() == rate``
+    (bisection on the device, no host syncs: the mean grows with ``b``);
+    ``rate`` is clamped to [1e-4, 1 - 1e-4] so that ``b`` is finite.
+
+    Returns:
+        Tensor: 0-dim float32 ``b``.
+    """
+    logits = logits.detach().float()
+    rate = torch.as_tensor(rate, dtype=torch.float32,
+                           device=logits.device).clamp(1e-4, 1 - 1e-4)
+    low, high = -30 - logits.max(), 30 - logits.min()
+    for _ in range(steps):
+        mid = (low + high) / 2
+        below = (logits + mid).sigmoid().mean() < rate
+        low = torch.where(below, mid, low)
+        high = torch.where(below, high, mid)
+    return (low + high) / 2

@@ -195,6 +195,39 @@ def test_sample_actions_skip_whole_samples(toy_teacher, action, decisions):
         assert torch.equal(mask, expected)
 
 
+@pytest.mark.parametrize('target', [0.25, 0.75])
+def test_calibrated_policy_spends_the_target_whatever_it_prefers(
+        toy_teacher, target):
+    model = rl_variant(toy_teacher, action='sample', calibrate=True,
+                       env=dict(budget=target, reward='gap'))
+    policy = model.selector.policy
+    assert policy.logit_offset and policy.state_dim == 16 + 28 + 5 + 1
+    torch.nn.init.constant_(policy.logit_head.bias, 6.0)  # prefers all
+    torch.nn.init.normal_(policy.logit_head.weight, std=2.0)
+    optimizer = student_optimizer(model)
+    masks = []
+    model.selector.register_forward_hook(
+        lambda m, args, mask: masks.append(mask[:, 0]))
+    for seed in range(40):
+        step(model, optimizer, seed)
+    rate = torch.stack(masks).float().mean().item()
+    assert rate == pytest.approx(target, abs=0.1)  # 160 Bernoulli draws
+    # the stored states carry the offset the decisions were drawn with
+    states = model.selector.buffer.states
+    assert (states[..., -1] < -1).all()
+    # uncalibrated, the same policy distills nearly every sample
+    model.selector.calibrate = False
+    model.selector.policy.logit_offset = False
+    with torch.no_grad():
+        free = model.selector.policy.logits(states[0][:, :-1]).sigmoid()
+    assert free.mean() > 0.9
+
+
+def test_calibration_needs_one_decision_per_sample(toy_teacher):
+    with pytest.raises(ValueError, match="calibrate=True needs"):
+        rl_variant(toy_teacher, action='levels', calibrate=True)
+
+
 def test_gap_reward_needs_no_pass_after_the_step(toy_teacher):
     model = rl_variant(toy_teacher, env=dict(reward='gap'))
     assert not model.selector.needs_after_pass

@@ -6,6 +6,7 @@ from torch.distributions import Bernoulli, Categorical
 
 from pyramidkd_mm.registry import MODELS
 from pyramidkd_mm.rl import PolicyNetwork
+from pyramidkd_mm.rl.policy import offset_for_rate
 
 STATE_DIM, LEVELS = 10, 4
 
@@ -119,3 +120,35 @@ def test_deterministic_action_is_greedy(recurrent):
     assert torch.equal(action, (probs > 0.5).float())
     torch.testing.assert_close(
         log_prob, policy.evaluate_actions(states, action)[0].detach())
+
+
+@pytest.mark.parametrize('recurrent', [False, True])
+def test_the_last_state_entry_can_be_a_logit_offset(recurrent):
+    torch.manual_seed(0)
+    policy = PolicyNetwork(STATE_DIM + 1, num_levels=LEVELS, hidden_dim=16,
+                           recurrent=recurrent, logit_offset=True)
+    states = torch.randn(6, STATE_DIM + 1)
+    actions = torch.randint(0, 2, (6, LEVELS)).float()
+    shifted = states.clone()
+    shifted[:, -1] += 1.5
+    # the offset moves every logit by itself and nothing else
+    torch.testing.assert_close(policy.logits(shifted, actions),
+                               policy.logits(states, actions) + 1.5)
+    torch.testing.assert_close(policy.value(shifted), policy.value(states))
+    # acting and re-scoring agree, so PPO's first ratio is 1
+    action, log_prob, value = policy.select_action(shifted)
+    new_log_prob, _, new_value = policy.evaluate_actions(shifted, action)
+    torch.testing.assert_close(new_log_prob, log_prob)
+    torch.testing.assert_close(new_value, value)
+
+
+@pytest.mark.parametrize('rate', [0.05, 0.25, 0.9])
+def test_offset_for_rate_hits_the_rate(rate):
+    logits = torch.randn(64) * 3 + 4  # a policy that would select most
+    offset = offset_for_rate(logits, rate)
+    assert (logits + offset).sigmoid().mean().item() == pytest.approx(
+        rate, abs=1e-5)
+    # the order of the samples is the policy's
+    shifted = (logits + offset).sigmoid()
+    assert torch.equal(shifted.argsort(), logits.argsort())
+    assert offset_for_rate(logits, 0.0).isfinite()

@@ -54,7 +54,8 @@ def test_grid_caches_resumes_and_writes(tmp_path, digits_data):
 def test_rl_variants_map_to_config_options():
     sys.path.insert(0, os.path.join(REPO, 'tools', 'analysis_tools'))
     import pareto
-    name = 'rl:action=sample,reward=gap,freeze=None,standardize=1,features=0'
+    name = ('rl:action=sample,reward=gap,freeze=None,standardize=1,'
+            'features=0,calibrate=1')
     runs = pareto.grid('det', [name], [0.5], [1], '/nowhere/teacher.pth',
                        '/tmp/grid')
     (key, run), = runs.items()
@@ -70,6 +71,7 @@ def test_rl_variants_map_to_config_options():
     assert cfg.custom_hooks[0]['freeze'] is None
     assert cfg.model.selector.env.standardize_signals is True
     assert cfg.model.selector.env.pooled_features is False
+    assert cfg.model.selector.calibrate is True
     assert cfg.randomness.seed == 1
     with pytest.raises(ValueError, match="unknown selector option 'actions'"):
         pareto.variant_options('actions=sample', pareto.RL_KEYS)

@@ -22,8 +22,9 @@ KD for the first ``budget`` of the run), ``mask:p3+p4`` a fixed subset
 ``signals`` (entropy), ``recurrent`` (0/1), ``lam_lr`` (0 fixes the price
 of compute), ``gradnorm`` (0/1), ``freeze`` (the student module frozen in
 phase 2, or None), ``standardize`` (0/1, the signals standardised),
-``features`` (0 leaves the pooled features out of the state) and ``warmup``
-(the fraction of the run in phase 1, 0.2 in the configs).
+``features`` (0 leaves the pooled features out of the state), ``calibrate``
+(0/1, the rate paced and the rewards centred, see ``RLSelector``) and
+``warmup`` (the fraction of the run in phase 1, 0.2 in the configs).
 ``random_samples:warmup=0.2`` distills every sample for the first fifth of
 the run (RL-KD's phase 1) and random samples after it, spending the same
 budget: RL-KD's schedule without its policy; ``uncertainty:warmup=0.2`` the
@@ -74,6 +75,7 @@ RL_KEYS = dict(
     lam_lr='model.selector.env.lam_lr={}',
     standardize='model.selector.env.standardize_signals={}',
     features='model.selector.env.pooled_features={}',
+    calibrate='model.selector.calibrate={}',
     gradnorm='model.loss_balancer.type={}',
     freeze='custom_hooks.0.freeze={}',
     warmup='custom_hooks.0.milestones=[{},{}]')
@@ -103,7 +105,7 @@ def variant_options(spec, keys, task=None):
         if key not in keys:
             raise ValueError(f'unknown selector option {key!r}; known: '
                              f'{sorted(keys)}')
-        if key in ('recurrent', 'standardize', 'features'):
+        if key in ('recurrent', 'standardize', 'features', 'calibrate'):
             value = bool(int(value))
         if key == 'gradnorm':
             if not int(value):
