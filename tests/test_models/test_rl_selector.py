@@ -269,17 +269,20 @@ def test_unknown_action_or_signal_is_one_clear_error(toy_teacher):
                    env=dict(reward='disagreement'))
 
 
-@pytest.mark.parametrize('task', ['det', 'seg', 'cls'])
-def test_disagreement_reward_on_every_toolbox(task, digits_data, tmp_path,
-                                              monkeypatch):
+@pytest.mark.parametrize('task,calibrate', [
+    ('det', False), ('seg', False), ('cls', False), ('det', True)])
+def test_disagreement_reward_on_every_toolbox(task, calibrate, digits_data,
+                                              tmp_path, monkeypatch):
     """The teacher's head runs on what the policy distilled, its compute
-    is in the spent cost, and the policy is paid the KL."""
+    is in the spent cost, and the policy is paid the KL (calibrated: in
+    the real detector too)."""
     monkeypatch.chdir(digits_data + '/../..')
     cfg = tiny(Config.fromfile(f'configs/digits/{task}_rl_kd.py'), tmp_path,
                iters=3)
     cfg.model.teacher.checkpoint = save_random_teacher(
         cfg.model.teacher.config, tmp_path / 'teacher.pth')
     cfg.model.selector.env.reward = 'disagreement'
+    cfg.model.selector.calibrate = calibrate
     cfg.custom_hooks[0].milestones = [0, 3]
     runner = Runner.from_cfg(cfg)
     model = runner.model
