@@ -142,17 +142,24 @@ class UncertaintySelector(BudgetSelector):
     the highest entropy (rounded at random so that the expected fraction is
     ``budget``), so the expected teacher cost is ``budget``. With
     ``warmup`` (see :class:`BudgetSelector`), the same after a uniform
-    warm-up, at the rate that leaves.
+    warm-up, at the rate that leaves. ``pick='sure'`` takes the lowest
+    entropy instead: the opposite heuristic, which says on which side of
+    random samples the student's certainty points.
 
     Args:
         budget (float): fraction of the samples to distill.
         warmup (float): fraction of the training iterations in which every
             sample is distilled, at most ``budget``.
+        pick (str): ``'unsure'`` (highest entropy) or ``'sure'``.
         **kwargs: see :class:`LevelSelector` (``student`` is needed).
     """
 
-    def __init__(self, budget, warmup=0., **kwargs):
+    def __init__(self, budget, warmup=0., pick='unsure', **kwargs):
         super().__init__(budget, warmup, **kwargs)
+        if pick not in ('unsure', 'sure'):
+            raise ValueError(f"UncertaintySelector pick must be 'unsure' or "
+                             f"'sure', got {pick!r}")
+        self.pick = pick
         self.predictions = StudentPredictions(kwargs['student'])
 
     def forward(self, student_feats, data_samples):
@@ -162,8 +169,8 @@ class UncertaintySelector(BudgetSelector):
         if self.warming_up():
             return self.all_levels(student_feats)
         mask = torch.zeros(batch, dtype=torch.bool, device=entropy.device)
-        mask[entropy.argsort(descending=True)[:_count(batch, self.rate)]] \
-            = True
+        order = entropy.argsort(descending=self.pick == 'unsure')
+        mask[order[:_count(batch, self.rate)]] = True
         return mask[:, None].expand(-1, len(self.levels))
 
 

@@ -46,6 +46,12 @@ def test_uncertainty_selector_picks_the_least_sure(toy_teacher):
     picked = masks[0][:, 0]
     assert picked.sum() == 2  # a quarter of 8
     assert entropy[picked].min() >= entropy[~picked].max()
+    # the opposite heuristic picks the other end
+    model.selector.pick = 'sure'
+    model.loss(inputs, labels)
+    sure = masks[1][:, 0]
+    assert sure.sum() == 2
+    assert entropy[sure].max() <= entropy[~sure].min()
     assert (masks[0] == picked[:, None]).all()  # every level of a sample
     spent = mean_cost(model, steps=40, size=6)
     assert spent == pytest.approx(0.25, abs=0.03)
@@ -118,6 +124,9 @@ def test_budget_outside_zero_one_is_one_clear_error(toy_teacher):
     with pytest.raises(ValueError, match='warmup'):
         make(toy_teacher, selector=dict(type='RandomSelector', budget=0.3,
                                         warmup=0.5))
+    with pytest.raises(ValueError, match="'unsure' or 'sure'"):
+        make(toy_teacher, selector=dict(type='UncertaintySelector',
+                                        budget=0.3, pick='easy'))
     with pytest.raises(ValueError, match='UncertaintySelector warmup'):
         make(toy_teacher, selector=dict(type='UncertaintySelector',
                                         budget=0.3, warmup=-0.1))

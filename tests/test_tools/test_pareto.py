@@ -79,11 +79,15 @@ def test_rl_variants_map_to_config_options():
     (_, run), = pareto.grid('det', ['rl:warmup=0.05'], [0.25], [0], '/t.pth',
                             '/g').items()
     assert run.options[-1] == 'custom_hooks.0.milestones=[25,250]'
-    (_, run), = pareto.grid('det', ['uncertainty:warmup=0.05'], [0.25], [0],
-                            '/t.pth', '/g').items()
+    (_, run), = pareto.grid('det', ['uncertainty:warmup=0.05,pick=sure'],
+                            [0.25], [0], '/t.pth', '/g').items()
     assert run.options[2:] == [
         'model.selector.type=UncertaintySelector',
-        'model.selector.budget=0.25', 'model.selector.warmup=0.05']
+        'model.selector.budget=0.25', 'model.selector.warmup=0.05',
+        'model.selector.pick=sure']
+    with pytest.raises(ValueError, match="unknown selector option 'pick'"):
+        pareto.grid('det', ['random_samples:pick=sure'], [0.25], [0],
+                    '/t.pth', '/g')
     (key, run), = pareto.grid('det', ['random_samples:warmup=0.2'], [0.5],
                               [1], '/t.pth', '/g').items()
     assert run.options[2:] == [

@@ -28,7 +28,8 @@ phase 2, or None), ``standardize`` (0/1, the signals standardised),
 ``random_samples:warmup=0.2`` distills every sample for the first fifth of
 the run (RL-KD's phase 1) and random samples after it, spending the same
 budget: RL-KD's schedule without its policy; ``uncertainty:warmup=0.2`` the
-same with the heuristic's choices. A budgeted selector written
+same with the heuristic's choices (``uncertainty:pick=sure``: the samples
+the student is surest of). A budgeted selector written
 ``name@0.6`` runs at that budget instead of ``--budgets`` (e.g. a random
 control at the cost another selector spent).
 The teacher is trained first unless ``--teacher`` names its weights. Runs
@@ -86,7 +87,8 @@ def budgeted(name):
 
 
 # control keys (random_samples:key=value, uncertainty:...) -> config option
-CONTROL_KEYS = dict(warmup='model.selector.warmup={}')
+RANDOM_KEYS = dict(warmup='model.selector.warmup={}')
+UNCERTAINTY_KEYS = dict(RANDOM_KEYS, pick='model.selector.pick={}')
 
 
 def phase_iters(task):
@@ -98,7 +100,8 @@ def phase_iters(task):
 
 def variant_options(spec, keys, task=None):
     """--cfg-options of a selector variant 'key=value,...' (``keys``:
-    RL_KEYS or CONTROL_KEYS; ``task`` for RL-KD's ``warmup``)."""
+    RL_KEYS, RANDOM_KEYS or UNCERTAINTY_KEYS; ``task`` for RL-KD's
+    ``warmup``)."""
     options = []
     for item in filter(None, spec.split(',')):
         key, _, value = item.partition('=')
@@ -140,11 +143,11 @@ def selector_options(name, budget, task):
         return 'uniform_kd', ['model.selector.type=RandomSelector',
                               f'model.selector.budget={budget}',
                               f'model.selector.mode={base[7:]}',
-                              *variant_options(spec, CONTROL_KEYS)]
+                              *variant_options(spec, RANDOM_KEYS)]
     if base in CONTROLS:
         return 'uniform_kd', [f'model.selector.type={CONTROLS[base]}',
                               f'model.selector.budget={budget}',
-                              *variant_options(spec, CONTROL_KEYS)]
+                              *variant_options(spec, UNCERTAINTY_KEYS)]
     if base == 'rl':
         return 'rl_kd', [f'model.selector.env.budget={budget}',
                          *variant_options(spec, RL_KEYS, task)]
