@@ -8,9 +8,10 @@ value. Nothing here is specific to distillation: with ``num_levels=1`` the
 same network is a two-action policy (e.g. CartPole left/right).
 
 With ``logit_offset`` the state's last entry is not an input but a shift
-added to every logit, which the environment sets (:func:`offset_for_rate`)
-so that the decisions are positive at a paced rate: the policy then learns
-which states to choose, not how many. PPO re-scores stored states with the
+added to every logit, which the caller sets (:func:`offset_for_rate`, as
+``RLSelector(calibrate=True)`` does) so that the decisions are positive at
+a paced rate: the policy then learns which states to choose, not how
+many. PPO re-scores stored states with the
 offset they were acted on, so its ratios stay exact.
 """
 import math
