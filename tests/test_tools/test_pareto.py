@@ -131,7 +131,8 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
             ('rl', 0.5): row(0.555, 0.3, 0.62, {0: 0.95, 1: 0.6, 2: 0.3}),
             ('random_samples:warmup=0.2', 0.5): row(0.57, 0.01, 0.5),
             ('rl:warmup=0.05', 0.25): row(0.6, 0.01, 0.25),
-            ('uncertainty:warmup=0.05', 0.25): row(0.58, 0.01, 0.25)}
+            ('uncertainty:warmup=0.05', 0.25): row(0.58, 0.01, 0.25),
+            ('random_samples:warmup=0.05', 0.25): row(0.585, 0.01, 0.25)}
     lines = pareto.standings(rows).splitlines()
     # gap 0.04 = 4 pooled std: 108 / 16 -> 7 seeds
     assert lines[0].startswith('- uniform − student = 0.040, 4.0 pooled')
@@ -148,11 +149,16 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
     assert lines[4].startswith('- random_samples:warmup=0.2@0.5 at 0.50 '
                                'spent ties random samples at 0.50')
     # a shorter warm-up is compared with the controls after the same one
-    # (here random samples after it are missing)
     assert lines[5].startswith('- rl:warmup=0.05@0.25 at 0.25 spent beats '
                                'random samples at 0.50')
     assert lines[6].startswith('- rl:warmup=0.05@0.25 at 0.25 spent beats '
+                               'random samples:warmup=0.05 at 0.25 (+0.015')
+    assert lines[7].startswith('- rl:warmup=0.05@0.25 at 0.25 spent beats '
                                'uncertainty:warmup=0.05 at 0.25 (+0.020')
-    assert lines[7].startswith('- uncertainty:warmup=0.05@0.25 at 0.25 '
-                               'spent beats random samples at 0.50')
-    assert len(lines) == 8
+    # so is a control after a warm-up, but not with itself
+    assert lines[9].startswith('- uncertainty:warmup=0.05@0.25 at 0.25 '
+                               'spent ties random samples:warmup=0.05 at '
+                               '0.25 (-0.005')
+    assert lines[11].startswith('- random_samples:warmup=0.05@0.25 at 0.25 '
+                                'spent ties uncertainty:warmup=0.05')
+    assert len(lines) == 12

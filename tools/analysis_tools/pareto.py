@@ -254,10 +254,11 @@ def standings(rows):
     standard deviations (and how many seeds give the resolution of 6 pooled
     std at 3 seeds: the standard error of a difference of means shrinks as
     sqrt(2 / seeds)), and each selector against random samples at the
-    nearest spent cost (RL-KD also against random samples and the
-    heuristic after its warm-up): ``beats`` / ``loses to`` by more than the
-    pooled std, else ``ties``. Each line adds the per-seed paired
-    difference, which seed-to-seed swings of a whole run do not blur."""
+    nearest spent cost (a selector with a warm-up, RL-KD's included, also
+    against random samples and the heuristic after the same warm-up):
+    ``beats`` / ``loses to`` by more than the pooled std, else ``ties``.
+    Each line adds the per-seed paired difference, which seed-to-seed
+    swings of a whole run do not blur."""
     lines = []
     if ('student', None) in rows and ('uniform', None) in rows:
         (low, s_low), (high, s_high) = (rows['student', None]['metric'],
@@ -279,10 +280,14 @@ def standings(rows):
         label = name if budget is None else f'{name}@{budget}'
         lines += versus(label, row, rows, 'random_samples')
         base, _, spec = name.partition(':')
-        if base == 'rl':  # and RL-KD's schedule with the controls' choices
-            warmup = dict(item.partition('=')[::2] for item in
-                          filter(None, spec.split(','))).get('warmup', '0.2')
-            for control in ('random_samples', 'uncertainty'):
+        warmup = dict(item.partition('=')[::2] for item in
+                      filter(None, spec.split(','))).get(
+                          'warmup', '0.2' if base == 'rl' else None)
+        if warmup is None:
+            continue
+        # and the same schedule with the controls' choices
+        for control in ('random_samples', 'uncertainty'):
+            if name != f'{control}:warmup={warmup}':
                 lines += versus(label, row, rows, f'{control}:warmup={warmup}')
     return '\n'.join(lines)
 
