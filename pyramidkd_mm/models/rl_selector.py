@@ -103,16 +103,17 @@ class RLSelector(LevelSelector):
         self.env = DistillationEnvironment(
             len(self.levels), num_signals=len(signals), centered=calibrate,
             **env)
+        state_dim = self.env.state_dim(kwargs['top_channels'],
+                                       kwargs['level_channels'])
+        policy = {'type': 'pyramidkd_mm.PolicyNetwork', **policy,
+                  'num_levels': decisions, 'state_dim': state_dim}
+        if calibrate:  # the offset rides in the state (PolicyNetwork only)
+            policy.update(state_dim=state_dim + 1, logit_offset=True)
         # On a forked RNG: the Runner initialises the student's weights
         # after the model is built, from the global RNG, and RL-KD must
         # start from the same student as every other selector of its seed.
         with torch.random.fork_rng(devices=[]):
-            self.policy = MODELS.build({
-                'type': 'pyramidkd_mm.PolicyNetwork', **policy,
-                'state_dim': self.env.state_dim(
-                    kwargs['top_channels'], kwargs['level_channels'])
-                + int(calibrate),
-                'num_levels': decisions, 'logit_offset': calibrate})
+            self.policy = MODELS.build(policy)
         self.trainer = PPOTrainer(self.policy, **ppo)
         self.rollout_iters = rollout_iters
         self.buffer = None  # sized by the first batch
