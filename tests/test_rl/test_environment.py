@@ -186,4 +186,6 @@ def test_a_calibrated_policy_learns_which_samples_not_how_many():
     assert prob.mean() == pytest.approx(0.25, abs=1e-3)
     top = prob[signal > signal.quantile(0.75)].mean()
     bottom = prob[signal < signal.quantile(0.25)].mean()
-    assert top > 0.55 and bottom < 0.15  # 0.25 both before learning
+    # 0.25 both before learning; over torch seeds 0-5 the learnt policy
+    # gave 0.46-0.77 on top and 0.07-0.18 at the bottom
+    assert top > 0.4 and bottom < 0.2

@@ -88,6 +88,8 @@ def test_rl_variants_map_to_config_options():
     with pytest.raises(ValueError, match="unknown selector option 'pick'"):
         pareto.grid('det', ['random_samples:pick=sure'], [0.25], [0],
                     '/t.pth', '/g')
+    with pytest.raises(ValueError, match="unknown selector option 'warmup'"):
+        pareto.grid('det', ['early:warmup=0.1'], [0.25], [0], '/t.pth', '/g')
     (key, run), = pareto.grid('det', ['random_samples:warmup=0.2'], [0.5],
                               [1], '/t.pth', '/g').items()
     assert run.options[2:] == [

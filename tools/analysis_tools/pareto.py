@@ -64,8 +64,12 @@ TASKS = dict(
              levels=('c2', 'c3', 'c4', 'c5')),
 )
 BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'early', 'rl')
-# controls whose only option is the budget -> their selector type
-CONTROLS = dict(uncertainty='UncertaintySelector', early='EarlySelector')
+# control keys (random_samples:key=value, uncertainty:...) -> config option
+RANDOM_KEYS = dict(warmup='model.selector.warmup={}')
+UNCERTAINTY_KEYS = dict(RANDOM_KEYS, pick='model.selector.pick={}')
+# the other budgeted controls -> (selector type, their keys)
+CONTROLS = dict(uncertainty=('UncertaintySelector', UNCERTAINTY_KEYS),
+                early=('EarlySelector', {}))
 
 
 # RL-KD ablation keys (rl:key=value,...) -> config option
@@ -86,11 +90,6 @@ def budgeted(name):
     return name.split(':')[0] in BUDGETED
 
 
-# control keys (random_samples:key=value, uncertainty:...) -> config option
-RANDOM_KEYS = dict(warmup='model.selector.warmup={}')
-UNCERTAINTY_KEYS = dict(RANDOM_KEYS, pick='model.selector.pick={}')
-
-
 def phase_iters(task):
     """(iterations, start of phase 3) of the task's RL-KD config."""
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'digits',
@@ -98,13 +97,17 @@ def phase_iters(task):
     return cfg.train_cfg.max_iters, cfg.custom_hooks[0]['milestones'][1]
 
 
+def spec_items(spec):
+    """{key: value} of a selector variant 'key=value,...'."""
+    return dict(item.partition('=')[::2]
+                for item in filter(None, spec.split(',')))
+
+
 def variant_options(spec, keys, task=None):
     """--cfg-options of a selector variant 'key=value,...' (``keys``:
-    RL_KEYS, RANDOM_KEYS or UNCERTAINTY_KEYS; ``task`` for RL-KD's
-    ``warmup``)."""
+    RL_KEYS or a control's keys; ``task`` for RL-KD's ``warmup``)."""
     options = []
-    for item in filter(None, spec.split(',')):
-        key, _, value = item.partition('=')
+    for key, value in spec_items(spec).items():
         if key not in keys:
             raise ValueError(f'unknown selector option {key!r}; known: '
                              f'{sorted(keys)}')
@@ -145,9 +148,10 @@ def selector_options(name, budget, task):
                               f'model.selector.mode={base[7:]}',
                               *variant_options(spec, RANDOM_KEYS)]
     if base in CONTROLS:
-        return 'uniform_kd', [f'model.selector.type={CONTROLS[base]}',
+        selector, keys = CONTROLS[base]
+        return 'uniform_kd', [f'model.selector.type={selector}',
                               f'model.selector.budget={budget}',
-                              *variant_options(spec, UNCERTAINTY_KEYS)]
+                              *variant_options(spec, keys)]
     if base == 'rl':
         return 'rl_kd', [f'model.selector.env.budget={budget}',
                          *variant_options(spec, RL_KEYS, task)]
@@ -280,9 +284,8 @@ def standings(rows):
         label = name if budget is None else f'{name}@{budget}'
         lines += versus(label, row, rows, 'random_samples')
         base, _, spec = name.partition(':')
-        warmup = dict(item.partition('=')[::2] for item in
-                      filter(None, spec.split(','))).get(
-                          'warmup', '0.2' if base == 'rl' else None)
+        warmup = spec_items(spec).get('warmup',
+                                      '0.2' if base == 'rl' else None)
         if warmup is None:
             continue
         # and the same schedule with the controls' choices
