@@ -15,6 +15,5 @@ custom_hooks = [
     dict(type='pyramidkd_mm.DistillPhaseHook', milestones=[3, 9],
          by_epoch=True, freeze=None)
 ]
-randomness = dict(diff_rank_seed=True)  # each rank samples its own choices
 visualizer = dict(vis_backends=[
     dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])

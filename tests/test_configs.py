@@ -44,3 +44,24 @@ def test_config_builds(path):
     if isinstance(model, PyramidDistiller):
         assert len(model.levels) == 4
         assert not model.teacher.training
+
+
+def _uniform_sibling(path):
+    """The uniform-KD config of the same task as an RL-KD config."""
+    name = osp.basename(path)
+    if osp.basename(osp.dirname(path)) == 'digits':
+        return osp.join(osp.dirname(path),
+                        name.split('_')[0] + '_uniform_kd.py')
+    return osp.join(osp.dirname(path), 'uniform_kd_' + name.split('_')[-1])
+
+
+@pytest.mark.parametrize('path', [c for c in CONFIGS if 'rl_kd' in c],
+                         ids=lambda c: osp.relpath(c, REPO))
+def test_rl_kd_sees_the_batches_of_uniform_kd(path):
+    # Under `diff_rank_seed` mmengine seeds the train sampler at random
+    # (Runner.build_dataloader), so RL-KD and the controls of one seed
+    # would see different batches and the comparison would vary the data.
+    rl = Config.fromfile(path)
+    uniform = Config.fromfile(_uniform_sibling(path))
+    assert rl.get('randomness') == uniform.get('randomness')
+    assert not (rl.get('randomness') or {}).get('diff_rank_seed', False)

@@ -19,4 +19,3 @@ log_processor = dict(custom_cfg=[
     dict(data_src='rl_phase', method_name='mean', window_size=1)])
 visualizer = dict(vis_backends=[
     dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
-randomness = dict(diff_rank_seed=True)  # each rank samples its own choices
