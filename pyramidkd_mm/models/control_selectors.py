@@ -124,11 +124,12 @@ class RandomSelector(BudgetSelector):
         device = student_feats[0].device
         if self.warming_up():
             return self.all_levels(student_feats)
-        if self.mode == 'samples':
-            picked = torch.rand(batch, device=device) < self.probability
-            return picked[:, None].expand(-1, len(self.levels))
-        return torch.rand(batch, len(self.levels),
-                          device=device) < self.probability
+        with self.rng:
+            if self.mode == 'samples':
+                picked = torch.rand(batch, device=device) < self.probability
+                return picked[:, None].expand(-1, len(self.levels))
+            return torch.rand(batch, len(self.levels),
+                              device=device) < self.probability
 
 
 @MODELS.register_module()
@@ -170,7 +171,9 @@ class UncertaintySelector(BudgetSelector):
             return self.all_levels(student_feats)
         mask = torch.zeros(batch, dtype=torch.bool, device=entropy.device)
         order = entropy.argsort(descending=self.pick == 'unsure')
-        mask[order[:_count(batch, self.rate)]] = True
+        with self.rng:
+            count = _count(batch, self.rate)
+        mask[order[:count]] = True
         return mask[:, None].expand(-1, len(self.levels))
 
 

@@ -109,10 +109,11 @@ class RLSelector(LevelSelector):
                   'num_levels': decisions, 'state_dim': state_dim}
         if calibrate:  # the offset rides in the state (PolicyNetwork only)
             policy.update(state_dim=state_dim + 1, logit_offset=True)
-        # On a forked RNG: the Runner initialises the student's weights
-        # after the model is built, from the global RNG, and RL-KD must
-        # start from the same student as every other selector of its seed.
-        with torch.random.fork_rng(devices=[]):
+        # On the selector's stream: the Runner initialises the student's
+        # weights after the model is built, from the global RNG, and RL-KD
+        # must start from the same student as every other selector of its
+        # seed.
+        with self.rng:
             self.policy = MODELS.build(policy)
         self.trainer = PPOTrainer(self.policy, **ppo)
         self.rollout_iters = rollout_iters
@@ -179,8 +180,9 @@ class RLSelector(LevelSelector):
             raise RuntimeError(
                 'RLSelector: the previous decision got no outcome; add '
                 "dict(type='pyramidkd_mm.DistillPhaseHook') to custom_hooks")
-        action, log_prob, value = self.policy.select_action(
-            states, deterministic=not self.training)
+        with self.rng:
+            action, log_prob, value = self.policy.select_action(
+                states, deterministic=not self.training)
         if self.training:
             self._pending = (states, action, log_prob, value)
         return self.mask(action)
@@ -251,7 +253,8 @@ class RLSelector(LevelSelector):
         if self.buffer.full:
             # Every episode ended, so nothing is bootstrapped.
             self.buffer.compute_returns_and_advantages(torch.zeros_like(value))
-            stats.update((update or self.trainer.update)(self.buffer))
+            with self.rng:  # PPO's minibatches are shuffled
+                stats.update((update or self.trainer.update)(self.buffer))
             self.buffer.reset()
         return stats
 

@@ -7,12 +7,14 @@ names as ``levels``, the student's channels as ``level_channels`` (per
 level) and ``top_channels`` (deepest backbone output), its
 :class:`TeacherCost` as ``teacher_cost``, the student model as ``student``
 and the teacher's :class:`PyramidTap` as ``teacher_tap``; a selector uses
-what it needs.
+what it needs. A selector draws its random choices inside ``with
+self.rng:`` (:class:`RandomStream`), never from torch's global generator.
 """
 import torch
 from torch import nn
 
 from ..registry import MODELS
+from .random_stream import RandomStream
 
 
 class LevelSelector(nn.Module):
@@ -34,6 +36,15 @@ class LevelSelector(nn.Module):
                  teacher_cost=None, student=None, teacher_tap=None):
         super().__init__()
         self.levels = tuple(levels)
+        self.rng = RandomStream(torch.initial_seed())
+
+    def get_extra_state(self):
+        """The random stream, in the checkpoint: a resumed run draws what
+        the uninterrupted one would have."""
+        return self.rng.get_state()
+
+    def set_extra_state(self, state):
+        self.rng.set_state(state)
 
     @property
     def needs_outcome(self):

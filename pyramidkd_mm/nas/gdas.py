@@ -34,7 +34,8 @@ class GDASSelector(DARTSSelector):
 
     def resample(self):
         """Draw the Gumbel noise of the next iteration's sample."""
-        uniform = torch.rand_like(self.logits).clamp(1e-10, 1 - 1e-10)
+        with self.rng:
+            uniform = torch.rand_like(self.logits).clamp(1e-10, 1 - 1e-10)
         self.noise = -torch.log(-torch.log(uniform))
 
     def gates(self):

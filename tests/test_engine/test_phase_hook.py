@@ -33,7 +33,7 @@ class Recorder(Hook):
             iter=runner.iter, uniform=model.selector.uniform,
             backbone_trains=any(p.requires_grad for p in
                                 model.student.backbone.parameters()),
-            policy=policy))
+            policy=policy, rng=model.selector.rng.cpu.clone()))
 
 
 def build_runner(work_dir, toy_teacher, max_iters, milestones, **kwargs):
@@ -105,6 +105,12 @@ def test_resume_in_phase_two_continues_it(tmp_path, toy_teacher):
     assert resumed.iter == 6
     state = resumed.model.selector.trainer.optimizer.state_dict()['state']
     assert state.keys() == ppo_state['state'].keys()
+    # the selector's own random stream continues where it was
+    _, uninterrupted = build_runner(tmp_path / 'whole', toy_teacher, 6,
+                                    [2, 10])
+    _.train()
+    assert torch.equal(first['rng'], uninterrupted.seen[4]['rng'])
+    assert not torch.equal(first['rng'], uninterrupted.seen[2]['rng'])
 
 
 def test_needs_an_rl_selector(tmp_path, toy_teacher):

@@ -1,0 +1,64 @@
+"""RandomStream, and the selectors that draw from it: their choices leave
+torch's global generator to the student."""
+import pytest
+import torch
+
+from pyramidkd_mm.models.random_stream import RandomStream
+from test_distiller import batch, make
+from test_rl_selector import RL
+
+
+def test_a_stream_keeps_its_numbers_apart_and_resumes():
+    torch.manual_seed(0)
+    global_next = torch.rand(4)
+    torch.manual_seed(0)
+    stream = RandomStream(0)
+    with stream:
+        first = torch.rand(4)
+    assert torch.equal(torch.rand(4), global_next)  # the global untouched
+    assert not torch.equal(first, global_next)  # not the weights' numbers
+    with RandomStream(0):
+        assert torch.equal(torch.rand(4), first)  # the seed's stream
+    resumed = RandomStream(1)
+    resumed.set_state(stream.get_state())
+    with stream:
+        second = torch.rand(4)
+    with resumed:
+        assert torch.equal(torch.rand(4), second)
+    assert not torch.equal(second, first)
+    with stream:
+        with pytest.raises(RuntimeError, match='already in use'):
+            stream.__enter__()
+
+
+def train(toy_teacher, selector, steps=5):
+    """The global generator's state after ``steps`` training steps (two PPO
+    updates of RL-KD, whose rollouts are 2 steps)."""
+    torch.manual_seed(0)
+    model = make(toy_teacher, selector=selector).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    masks = []
+    model.selector.register_forward_hook(lambda m, a, mask: masks.append(
+        mask.clone()))
+    for seed in range(steps):
+        losses = model.loss(*batch(8, seed=seed))
+        optimizer.zero_grad()
+        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+        optimizer.step()
+        if model.selector.needs_outcome:
+            model.selector.learn(model.outcome())
+    return torch.get_rng_state(), torch.stack(masks)
+
+
+@pytest.mark.parametrize('selector', [
+    dict(type='RandomSelector', budget=0.5),
+    dict(type='RandomSelector', budget=0.5, mode='levels'),
+    dict(type='UncertaintySelector', budget=0.3), RL])
+def test_selectors_leave_the_global_generator_to_the_student(
+        toy_teacher, selector):
+    uniform, _ = train(toy_teacher, dict(type='UniformSelector'))
+    state, masks = train(toy_teacher, selector)
+    assert torch.equal(state, uniform)
+    assert 0 < masks.float().mean() < 1  # it did choose, at random
+    _, again = train(toy_teacher, selector)  # and the seed fixes the choice
+    assert torch.equal(again, masks)
