@@ -83,6 +83,8 @@ class RunRecord:
         wall_s (float): wall time of the whole run (start, training,
             validation).
         iters (int): training iterations.
+        code (str | None): :func:`code_version` when it ran (None: not
+            known, or a record from before it was kept).
     """
     run: dict
     fingerprint: str
@@ -90,11 +92,30 @@ class RunRecord:
     distill_cost: float
     wall_s: float
     iters: int
+    code: str = None
 
     @classmethod
     def load(cls, path):
         with open(path) as f:
             return cls(**json.load(f))
+
+
+def code_version():
+    """The commit of the checkout this package runs from, ``+dirty`` if its
+    code, configs or tools differ from it; None outside a git checkout.
+    The fingerprint sees configs only, so a table says which code its runs
+    were trained with."""
+    root = osp.dirname(PACKAGE_DIR)
+    git = ['git', '-C', root]
+    try:
+        commit = subprocess.run(git + ['rev-parse', '--short', 'HEAD'],
+                                capture_output=True, text=True, check=True)
+        changed = subprocess.run(
+            git + ['status', '--porcelain', '--', 'pyramidkd_mm', 'configs',
+                   'tools'], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit.stdout.strip() + ('+dirty' if changed.stdout else '')
 
 
 def read_scalars(work_dir):
@@ -146,7 +167,7 @@ def run_cached(run, force=False, env=None):
            '--work-dir', run.work_dir]
     if run.options:
         cmd += ['--cfg-options', *run.options]
-    start = time.time()
+    start, code = time.time(), code_version()
     with open(osp.join(run.work_dir, 'train.log'), 'w') as log:
         result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 env=dict(os.environ, **(env or {})))
@@ -155,7 +176,7 @@ def run_cached(run, force=False, env=None):
                            f'{" ".join(cmd)}; see {log.name}')
     metrics, cost, iters = summarize(run.work_dir)
     done = RunRecord(asdict(run), fingerprint, metrics, cost,
-                     time.time() - start, iters)
+                     time.time() - start, iters, code)
     with open(record + '.tmp', 'w') as f:
         json.dump(asdict(done), f, indent=2)
     os.replace(record + '.tmp', record)

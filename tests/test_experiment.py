@@ -1,7 +1,10 @@
 import os.path as osp
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from pyramidkd_mm.experiment import TrainingRun
+import pytest
+
+from pyramidkd_mm.experiment import TrainingRun, code_version
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -17,3 +20,16 @@ def test_fingerprints_from_worker_threads_match_the_serial_one():
     assert parallel == [serial] * 12
     other = TrainingRun(run.config, 'unused', ['randomness.seed=2'])
     assert other.fingerprint() != serial
+
+
+def test_code_version_is_the_checkouts_commit():
+    if not osp.isdir(osp.join(ROOT, '.git')):
+        pytest.skip('not a git checkout')
+    head = subprocess.run(['git', '-C', ROOT, 'rev-parse', '--short',
+                           'HEAD'], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    changed = subprocess.run(['git', '-C', ROOT, 'status', '--porcelain',
+                              'pyramidkd_mm', 'configs', 'tools'],
+                             capture_output=True, text=True,
+                             check=True).stdout
+    assert code_version() == head + ('+dirty' if changed else '')

@@ -49,6 +49,13 @@ def test_grid_caches_resumes_and_writes(tmp_path, digits_data):
         'student', 'uniform']
     assert all(row.rstrip(' |').endswith('1') for row in rows)  # 1 seed
     assert (tmp_path / 'out' / 'pareto_cls.png').stat().st_size > 10000
+    # the table says which code trained its runs
+    code = {rec['code'] for rec in records.values()} | {
+        json.loads((root / 'uniform_s0' / 'run_record.json').read_text())[
+            'code']}
+    assert len(code) == 1 and None not in code
+    assert table.rstrip().endswith(f'Trained with the code of '
+                                   f'{code.pop()} (2 runs).')
 
 
 def test_rl_variants_map_to_config_options():

@@ -45,6 +45,7 @@ import re
 import os.path as osp
 import statistics
 import sys
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from mmengine.config import Config
@@ -190,6 +191,14 @@ def train_teacher(task, work_root, extra=()):
     if not osp.exists(weights):
         extract(osp.join(run.work_dir, f'iter_{record.iters}.pth'), weights)
     return weights, record
+
+
+def provenance(records):
+    """Which code trained the grid's runs (see ``code_version``)."""
+    counts = Counter(record.code or 'unknown' for record in records.values())
+    return 'Trained with the code of ' + ', '.join(
+        f'{code} ({n} run{"s" if n > 1 else ""})'
+        for code, n in sorted(counts.items())) + '.'
 
 
 def mean_std(values):
@@ -394,7 +403,8 @@ def main():
               'teacher compute: the teacher '
               'FLOPs of the calls made per sample over the whole run '
               '(distill_cost_mean), 1 = uniform KD; wall time with '
-              f'{args.jobs} run(s) in parallel on the machine.\n')
+              f'{args.jobs} run(s) in parallel on the machine.\n\n'
+              f'{provenance(records)}\n')
     with open(osp.join(args.out, f'pareto_{args.task}.md'), 'w') as f:
         f.write(report)
     plot(rows, spec['metric'], args.task,
