@@ -106,9 +106,9 @@ def test_resume_in_phase_two_continues_it(tmp_path, toy_teacher):
     state = resumed.model.selector.trainer.optimizer.state_dict()['state']
     assert state.keys() == ppo_state['state'].keys()
     # the selector's own random stream continues where it was
-    _, uninterrupted = build_runner(tmp_path / 'whole', toy_teacher, 6,
-                                    [2, 10])
-    _.train()
+    whole, uninterrupted = build_runner(tmp_path / 'whole', toy_teacher, 6,
+                                        [2, 10])
+    whole.train()
     assert torch.equal(first['rng'], uninterrupted.seen[4]['rng'])
     assert not torch.equal(first['rng'], uninterrupted.seen[2]['rng'])
 
@@ -139,7 +139,8 @@ def _ddp_worker(rank, work_dir, toy_teacher):
     try:
         runner, recorder = build_runner(
             work_dir, toy_teacher, 6, [1, 3], launcher='pytorch',
-            # as the RL configs: each rank samples its own decisions
+            # ranks seeded apart, so that their streams (and choices)
+            # differ while the policy must stay the same on both
             randomness=dict(seed=0, diff_rank_seed=True),
             cfg=dict(model_wrapper_cfg=dict(
                 type='pyramidkd_mm.CPUDistributedDataParallel',
