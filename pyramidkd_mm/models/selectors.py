@@ -30,13 +30,20 @@ class LevelSelector(nn.Module):
             of the selector).
         teacher_tap (PyramidTap, optional): the teacher's pyramid (its
             model is not a submodule of the selector either).
+        stream_seed (int, optional): seed of the random stream; None: the
+            run's. Another value draws other choices beside the same
+            student (batches, initial weights, dropout): two such runs of a
+            seed differ only by chance in the selection, the noise floor of
+            a paired comparison (an A/A control).
     """
 
     def __init__(self, levels, level_channels=None, top_channels=None,
-                 teacher_cost=None, student=None, teacher_tap=None):
+                 teacher_cost=None, student=None, teacher_tap=None,
+                 stream_seed=None):
         super().__init__()
         self.levels = tuple(levels)
-        self.rng = RandomStream(torch.initial_seed())
+        self.rng = RandomStream(torch.initial_seed() if stream_seed is None
+                                else stream_seed)
 
     def get_extra_state(self):
         """The random stream, in the checkpoint: a resumed run draws what

@@ -62,3 +62,17 @@ def test_selectors_leave_the_global_generator_to_the_student(
     assert 0 < masks.float().mean() < 1  # it did choose, at random
     _, again = train(toy_teacher, selector)  # and the seed fixes the choice
     assert torch.equal(again, masks)
+
+
+@pytest.mark.parametrize('selector', [
+    dict(type='RandomSelector', budget=0.5),
+    dict(type='UncertaintySelector', budget=0.3), RL])
+def test_another_stream_seed_draws_other_choices_for_the_same_student(
+        toy_teacher, selector):
+    _, masks = train(toy_teacher, selector)
+    _, same = train(toy_teacher, dict(selector, stream_seed=0))  # the run's
+    assert torch.equal(same, masks)
+    state, other = train(toy_teacher, dict(selector, stream_seed=100))
+    assert not torch.equal(other, masks)  # an A/A control's other choices
+    uniform, _ = train(toy_teacher, dict(type='UniformSelector'))
+    assert torch.equal(state, uniform)  # beside the same student

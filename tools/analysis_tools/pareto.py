@@ -29,7 +29,12 @@ phase 2, or None), ``standardize`` (0/1, the signals standardised),
 the run (RL-KD's phase 1) and random samples after it, spending the same
 budget: RL-KD's schedule without its policy; ``uncertainty:warmup=0.2`` the
 same with the heuristic's choices (``uncertainty:pick=sure``: the samples
-the student is surest of). A budgeted selector written
+the student is surest of). ``stream=N`` (controls and RL-KD) draws the
+selector's choices from the random stream of seed N instead of the run's:
+``random_samples:warmup=0.2,stream=100`` beside
+``random_samples:warmup=0.2`` is an A/A pair, the same student with other
+random choices, whose paired difference is the noise floor a selector must
+clear. A budgeted selector written
 ``name@0.6`` runs at that budget instead of ``--budgets`` (e.g. a random
 control at the cost another selector spent).
 The teacher is trained first unless ``--teacher`` names its weights. Runs
@@ -66,7 +71,8 @@ TASKS = dict(
 )
 BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'early', 'rl')
 # control keys (random_samples:key=value, uncertainty:...) -> config option
-RANDOM_KEYS = dict(warmup='model.selector.warmup={}')
+RANDOM_KEYS = dict(warmup='model.selector.warmup={}',
+                   stream='model.selector.stream_seed={}')
 UNCERTAINTY_KEYS = dict(RANDOM_KEYS, pick='model.selector.pick={}')
 # the other budgeted controls -> (selector type, their keys)
 CONTROLS = dict(uncertainty=('UncertaintySelector', UNCERTAINTY_KEYS),
@@ -84,7 +90,8 @@ RL_KEYS = dict(
     calibrate='model.selector.calibrate={}',
     gradnorm='model.loss_balancer.type={}',
     freeze='custom_hooks.0.freeze={}',
-    warmup='custom_hooks.0.milestones=[{},{}]')
+    warmup='custom_hooks.0.milestones=[{},{}]',
+    stream=RANDOM_KEYS['stream'])
 
 
 def budgeted(name):
