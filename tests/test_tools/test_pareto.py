@@ -180,3 +180,15 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
     assert lines[11].startswith('- random_samples:warmup=0.05@0.25 at 0.25 '
                                 'spent ties uncertainty:warmup=0.05')
     assert len(lines) == 12
+    # A/A: the same selector from other random streams
+    rows = {('random_samples:warmup=0.2', 0.5): row(
+                0.5, 0.1, 0.5, {0: 0.5, 1: 0.7}),
+            ('random_samples:warmup=0.2,stream=100', 0.5): row(
+                0.5, 0.1, 0.5, {0: 0.6, 1: 0.7, 2: 0.1}),
+            ('random_samples:stream=100', 0.5): row(0.5, 0.1, 0.5, {0: 0.1})}
+    assert pareto.choice_noise(rows) == {
+        ('random_samples:warmup=0.2', 0.5): (pytest.approx(0.05), 2, 2)}
+    assert pareto.standings(rows).splitlines()[0] == (
+        '- A/A: random_samples:warmup=0.2@0.5 with 2 random streams beside '
+        'the same student: within-seed std 0.050 over 2 seeds, the noise '
+        'floor of a paired difference per run')

@@ -294,6 +294,12 @@ def standings(rows):
                 f'std over {n} seeds; 6 pooled std at 3 seeds would need '
                 f'{seeds or "∞"} seeds at this gap'
                 + paired(rows['uniform', None], rows['student', None]))
+    for (name, budget), (spread, streams, seeds) in choice_noise(
+            rows).items():
+        lines.append(f'- A/A: {name}@{budget} with {streams} random streams '
+                     f'beside the same student: within-seed std {spread:.3f} '
+                     f'over {seeds} seeds, the noise floor of a paired '
+                     'difference per run')
     for (name, budget), row in rows.items():
         if name in ('student', 'uniform', 'random_samples'):
             continue
@@ -309,6 +315,28 @@ def standings(rows):
             if name != f'{control}:warmup={warmup}':
                 lines += versus(label, row, rows, f'{control}:warmup={warmup}')
     return '\n'.join(lines)
+
+
+def choice_noise(rows):
+    """{(selector, budget): (pooled within-seed std, streams, seeds)} of
+    the selectors that ran with other random streams (``stream=N``) beside
+    their default one: the spread of their choices alone."""
+    groups = {}
+    for (name, budget), row in rows.items():
+        base, _, spec = name.partition(':')
+        items = spec_items(spec)
+        items.pop('stream', None)
+        plain = base + (':' + ','.join(f'{k}={v}' for k, v in items.items())
+                        if items else '')
+        groups.setdefault((plain, budget), []).append(row['per_seed'])
+    noise = {}
+    for key, replicates in groups.items():
+        seeds = set.intersection(*(set(r) for r in replicates))
+        if len(replicates) > 1 and seeds:
+            variance = statistics.mean(statistics.variance(
+                [r[s] for r in replicates]) for s in seeds)
+            noise[key] = math.sqrt(variance), len(replicates), len(seeds)
+    return noise
 
 
 def versus(label, row, rows, control):
