@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from glob import glob
 
 import pareto
+from grid_summary import aggregate, fmt
 from pyramidkd_mm.experiment import run_cached
 
 
@@ -71,7 +72,7 @@ def main():
                                     env=dict(OMP_NUM_THREADS=threads))
                    for key, run in runs.items()}
         records = {key: f.result() for key, f in futures.items()}
-    rows = pareto.aggregate(records, spec['metric'])
+    rows = aggregate(records, spec['metric'])
     metric = spec['metric'].split('/')[-1]
     lines = [f'| searcher | mask | search | search proxy {metric} | '
              'distill cost | search wall time | device-hours | '
@@ -85,12 +86,12 @@ def main():
             f"{search_details(r)} | "
             f"{'-' if proxy is None else f'{proxy:.3f}'} | "
             f"{r['distill_cost']:.2f} | {r['search_wall_s'] / 60:.1f} min | "
-            f"{r['device_hours']:.3f} | {pareto.fmt(row['metric'])} |")
+            f"{r['device_hours']:.3f} | {fmt(row['metric'])} |")
     for name, label in (('uniform', 'uniform KD (no search)'),
                         ('student', 'student alone')):
         row = rows[name, None]
         lines.append(f"| {label} | - | - | - | {row['cost'][0]:.2f} | - | - "
-                     f"| {pareto.fmt(row['metric'])} |")
+                     f"| {fmt(row['metric'])} |")
     command = 'python tools/analysis_tools/layer_search_table.py ' + \
         ' '.join(sys.argv[1:])
     report = (f'# Layer search, digits {args.task}\n\n`{command}`\n\n'
