@@ -1,6 +1,7 @@
 from .control_selectors import (EarlySelector, RandomSelector,
                                 UncertaintySelector)
 from .distiller import PyramidDistiller
+from .gap_oracle import GapOracleSelector
 from .gradnorm import GradNorm
 from .losses import NormalizedMSELoss, PearsonLoss
 from .meta_weight_net import MetaWeightedModel, MetaWeightNet
@@ -11,7 +12,7 @@ from .teacher import build_teacher
 
 __all__ = [
     'PyramidDistiller', 'build_teacher', 'GradNorm', 'NormalizedMSELoss',
-    'EarlySelector', 'PearsonLoss', 'PyramidTap', 'FixedSelector',
-    'MetaWeightedModel', 'MetaWeightNet', 'RandomSelector', 'RLSelector',
-    'UncertaintySelector', 'UniformSelector'
+    'EarlySelector', 'GapOracleSelector', 'PearsonLoss', 'PyramidTap',
+    'FixedSelector', 'MetaWeightedModel', 'MetaWeightNet', 'RandomSelector',
+    'RLSelector', 'UncertaintySelector', 'UniformSelector'
 ]

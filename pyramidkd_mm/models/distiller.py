@@ -46,8 +46,9 @@ class PyramidDistiller(BaseModel):
     and loss run on its selected samples alone. The level losses
     ``loss_distill_<level>`` are sums over selected samples divided by the
     batch size, so a uniform mask gives the usual batch mean. Logged besides:
-    ``sel_<level>`` (selection rate), ``cost_<level>`` (the teacher compute
-    that dropping the level would save), ``distill_cost`` (the teacher
+    ``sel_<level>`` (the rate of pairs that trained), ``cost_<level>``
+    (the teacher compute that dropping the level would save),
+    ``distill_cost`` (the teacher
     compute this batch spent, as a fraction of distilling every level:
     the pyramid's, plus the head's of a selector that reads the teacher's
     predictions) and ``distill_cost_mean`` (the same over every sample
@@ -196,6 +197,10 @@ class PyramidDistiller(BaseModel):
             self._outcome = StepRecord(
                 inputs, mask, per_sample.detach(), cost, result.teacher_feats,
                 autocast_dtype(inputs.device.type))
+        kept = self.selector.keep(distilled.detach())
+        if kept is not None:  # chosen after the teacher ran: nothing saved
+            mask = mask & kept
+            distilled = distilled * kept
         if weigh_samples is not None:
             distilled = distilled * weigh_samples(distilled.sum(1))[:, None]
         # A gate-search selector weights the levels (detached: its gates

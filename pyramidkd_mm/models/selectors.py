@@ -65,6 +65,13 @@ class LevelSelector(nn.Module):
         :class:`TeacherCost`'s unit, or None."""
         return None
 
+    def keep(self, losses):
+        """Which of the distilled pairs train the student, seen their
+        (batch, levels) distillation losses; None: all. Choosing here
+        saves no teacher compute (the teacher ran on :meth:`forward`'s
+        mask): only an oracle does it (:class:`GapOracleSelector`)."""
+        return None
+
     def loss_weights(self):
         """Per-level weights of the distillation losses; None weighs all
         levels 1."""

@@ -92,6 +92,12 @@ def test_rl_variants_map_to_config_options():
         'model.selector.type=UncertaintySelector',
         'model.selector.budget=0.25', 'model.selector.warmup=0.05',
         'model.selector.pick=sure']
+    (_, run), = pareto.grid('det', ['oracle:warmup=0.05,pick=near'],
+                            [0.25], [0], '/t.pth', '/g').items()
+    assert run.options[2:] == [
+        'model.selector.type=GapOracleSelector',
+        'model.selector.budget=0.25', 'model.selector.warmup=0.05',
+        'model.selector.pick=near']
     with pytest.raises(ValueError, match="unknown selector option 'pick'"):
         pareto.grid('det', ['random_samples:pick=sure'], [0.25], [0],
                     '/t.pth', '/g')

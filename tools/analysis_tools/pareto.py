@@ -29,7 +29,11 @@ phase 2, or None), ``standardize`` (0/1, the signals standardised),
 the run (RL-KD's phase 1) and random samples after it, spending the same
 budget: RL-KD's schedule without its policy; ``uncertainty:warmup=0.2`` the
 same with the heuristic's choices (``uncertainty:pick=sure``: the samples
-the student is surest of). ``stream=N`` (controls and RL-KD) draws the
+the student is surest of). ``oracle`` is :class:`GapOracleSelector`:
+the teacher on every sample (spent cost 1), and the ``budget`` fraction
+farthest from it distilled (``oracle:pick=near``: the nearest); beside
+random samples at the same budget it says what choosing samples can be
+worth at all. ``stream=N`` (controls and RL-KD) draws the
 selector's choices from the random stream of seed N instead of the run's:
 ``random_samples:warmup=0.2,stream=100`` beside
 ``random_samples:warmup=0.2`` is an A/A pair, the same student with other
@@ -67,14 +71,16 @@ TASKS = dict(
     cls=dict(metric='accuracy/top1', budgets=(0.5, ),
              levels=('c2', 'c3', 'c4', 'c5')),
 )
-BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'early', 'rl')
+BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'early',
+            'oracle', 'rl')
 # control keys (random_samples:key=value, uncertainty:...) -> config option
 RANDOM_KEYS = dict(warmup='model.selector.warmup={}',
                    stream='model.selector.stream_seed={}')
 UNCERTAINTY_KEYS = dict(RANDOM_KEYS, pick='model.selector.pick={}')
 # the other budgeted controls -> (selector type, their keys)
 CONTROLS = dict(uncertainty=('UncertaintySelector', UNCERTAINTY_KEYS),
-                early=('EarlySelector', {}))
+                early=('EarlySelector', {}),
+                oracle=('GapOracleSelector', UNCERTAINTY_KEYS))
 
 
 # RL-KD ablation keys (rl:key=value,...) -> config option
