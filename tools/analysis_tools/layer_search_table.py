@@ -43,6 +43,32 @@ def search_details(result):
     return f"{len(result.get('candidates', []))} masks scored"
 
 
+def table(results, rows, spec, seeds):
+    """The markdown table lines: one row per search (its mask's retrained
+    ``rows`` entry, see :func:`aggregate`), then uniform KD and the student
+    alone."""
+    metric = spec['metric'].split('/')[-1]
+    lines = [f'| searcher | mask | search | search proxy {metric} | '
+             'distill cost | search wall time | device-hours | '
+             f'{metric} retrained ({seeds} seeds) |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in results:
+        proxy = r['metric'].get(spec['metric'])
+        row = rows[selector_of(r['mask'], spec['levels']), None]
+        lines.append(
+            f"| {r['searcher']} | {' '.join(r['mask']) or '(none)'} | "
+            f"{search_details(r)} | "
+            f"{'-' if proxy is None else f'{proxy:.3f}'} | "
+            f"{r['distill_cost']:.2f} | {r['search_wall_s'] / 60:.1f} min | "
+            f"{r['device_hours']:.3f} | {fmt(row['metric'])} |")
+    for name, label in (('uniform', 'uniform KD (no search)'),
+                        ('student', 'student alone')):
+        row = rows[name, None]
+        lines.append(f"| {label} | - | - | - | {row['cost'][0]:.2f} | - | - "
+                     f"| {fmt(row['metric'])} |")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('root', help='folder of the searches\' work_dirs')
@@ -72,26 +98,8 @@ def main():
                                     env=dict(OMP_NUM_THREADS=threads))
                    for key, run in runs.items()}
         records = {key: f.result() for key, f in futures.items()}
-    rows = aggregate(records, spec['metric'])
-    metric = spec['metric'].split('/')[-1]
-    lines = [f'| searcher | mask | search | search proxy {metric} | '
-             'distill cost | search wall time | device-hours | '
-             f'{metric} retrained ({len(args.seeds)} seeds) |',
-             '|---|---|---|---|---|---|---|---|']
-    for r in results:
-        proxy = r['metric'].get(spec['metric'])
-        row = rows[selector_of(r['mask'], spec['levels']), None]
-        lines.append(
-            f"| {r['searcher']} | {' '.join(r['mask']) or '(none)'} | "
-            f"{search_details(r)} | "
-            f"{'-' if proxy is None else f'{proxy:.3f}'} | "
-            f"{r['distill_cost']:.2f} | {r['search_wall_s'] / 60:.1f} min | "
-            f"{r['device_hours']:.3f} | {fmt(row['metric'])} |")
-    for name, label in (('uniform', 'uniform KD (no search)'),
-                        ('student', 'student alone')):
-        row = rows[name, None]
-        lines.append(f"| {label} | - | - | - | {row['cost'][0]:.2f} | - | - "
-                     f"| {fmt(row['metric'])} |")
+    lines = table(results, aggregate(records, spec['metric']), spec,
+                  len(args.seeds))
     command = 'python tools/analysis_tools/layer_search_table.py ' + \
         ' '.join(sys.argv[1:])
     report = (f'# Layer search, digits {args.task}\n\n`{command}`\n\n'
