@@ -82,7 +82,11 @@ class RandomSelector(BudgetSelector):
     ``budget``.
 
     With ``warmup`` (see :class:`BudgetSelector`), random choices after a
-    uniform warm-up.
+    uniform warm-up. With ``importance``, a distilled pair weighs
+    ``1 / probability`` (Horvitz-Thompson): the distillation loss is then an
+    unbiased estimate of uniform KD's, where otherwise its expected size
+    shrinks with the budget (the level losses are sums over the distilled
+    samples divided by the batch size).
 
     Args:
         budget (float): expected teacher compute per sample, a fraction of
@@ -94,17 +98,26 @@ class RandomSelector(BudgetSelector):
             ``budget``.
         warmup (float): fraction of the training iterations in which every
             sample is distilled, at most ``budget``.
+        importance (bool): weigh the distilled pairs by the inverse of
+            their probability.
         **kwargs: see :class:`LevelSelector` (``teacher_cost`` is needed).
     """
 
-    def __init__(self, budget, mode='samples', warmup=0., **kwargs):
+    def __init__(self, budget, mode='samples', warmup=0., importance=False,
+                 **kwargs):
         super().__init__(budget, warmup, **kwargs)
         if mode not in ('samples', 'levels'):
             raise ValueError(f"RandomSelector mode must be 'samples' or "
                              f"'levels', got {mode!r}")
         self.mode = mode
+        self.importance = importance
         self.probability = self.rate if mode == 'samples' else \
             self._level_probability(kwargs['teacher_cost'], self.rate)
+
+    def loss_weights(self):
+        if not self.importance or self.warming_up() or not self.probability:
+            return None
+        return torch.full((len(self.levels), ), 1 / self.probability)
 
     def _level_probability(self, teacher_cost, cost):
         """The p with ``teacher_cost.expected(p, ..., p) == cost``

@@ -203,8 +203,9 @@ class PyramidDistiller(BaseModel):
             distilled = distilled * kept
         if weigh_samples is not None:
             distilled = distilled * weigh_samples(distilled.sum(1))[:, None]
-        # A gate-search selector weights the levels (detached: its gates
-        # learn by the hypergradient, not through the training loss).
+        # A gate search's gates or a random selector's inverse
+        # probabilities weight the levels (detached: gates learn by the
+        # hypergradient, not through the training loss).
         weights = self.selector.loss_weights()
         saved = self.teacher_cost.marginal(mask)
         for j, name in enumerate(self.levels):

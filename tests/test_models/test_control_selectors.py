@@ -1,6 +1,6 @@
-"""RandomSelector (with and without warm-up), UncertaintySelector and
-EarlySelector in the toy distiller: they spend their budget, and a skipped
-sample does no teacher work."""
+"""RandomSelector (with and without warm-up, with importance weights),
+UncertaintySelector and EarlySelector in the toy distiller: they spend their
+budget, and a skipped sample does no teacher work."""
 import math
 
 import pytest
@@ -29,6 +29,25 @@ def test_random_selector_spends_its_budget(toy_teacher, mode, budget):
         p = model.selector.probability
         assert model.teacher_cost.expected(torch.full((3, ), p)).item() == \
             pytest.approx(budget, abs=1e-4)
+
+
+@pytest.mark.parametrize('mode', ['samples', 'levels'])
+def test_importance_weights_make_random_choice_unbiased(toy_teacher, mode):
+    torch.manual_seed(0)
+    uniform = make(toy_teacher).train()
+    models = {importance: make(toy_teacher, selector=dict(
+        type='RandomSelector', budget=0.3, mode=mode,
+        importance=importance)).train() for importance in (False, True)}
+    means = {}
+    for key, model in [('uniform', uniform), *models.items()]:
+        model.load_state_dict(uniform.state_dict(), strict=False)
+        total = sum(model.loss(*batch(8, seed=step))['loss_distill_c3']
+                    for step in range(200))
+        means[key] = total.item() / 200
+    # weighted by 1 / p, a random choice's loss averages uniform KD's
+    assert means[True] == pytest.approx(means['uniform'], rel=0.1)
+    p = models[True].selector.probability
+    assert means[False] == pytest.approx(p * means['uniform'], rel=0.1)
 
 
 def test_uncertainty_selector_picks_the_least_sure(toy_teacher):

@@ -109,6 +109,9 @@ def test_rl_variants_map_to_config_options():
         'model.selector.type=RandomSelector', 'model.selector.budget=0.5',
         'model.selector.mode=samples', 'model.selector.warmup=0.2']
     assert run.work_dir.endswith('det/random_samples_warmup_0.2_b0.5_s1')
+    (_, run), = pareto.grid('det', ['random_samples:importance=1'], [0.25],
+                            [0], '/t.pth', '/g').items()
+    assert run.options[-1] == 'model.selector.importance=True'
     # an A/A pair: the same run with the selector's stream of another seed
     (_, run), = pareto.grid('seg', ['random_samples:warmup=0.2,stream=100'],
                             [0.5], [1], '/t.pth', '/g').items()

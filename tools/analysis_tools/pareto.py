@@ -38,7 +38,9 @@ selector's choices from the random stream of seed N instead of the run's:
 ``random_samples:warmup=0.2,stream=100`` beside
 ``random_samples:warmup=0.2`` is an A/A pair, the same student with other
 random choices, whose paired difference is the noise floor a selector must
-clear. A budgeted selector written
+clear. ``random_samples:importance=1`` weighs each distilled sample by
+the inverse of its probability, so that the distillation loss is an
+unbiased estimate of uniform KD's. A budgeted selector written
 ``name@0.6`` runs at that budget instead of ``--budgets`` (e.g. a random
 control at the cost another selector spent).
 The teacher is trained first unless ``--teacher`` names its weights. Runs
@@ -74,9 +76,10 @@ TASKS = dict(
 BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'early',
             'oracle', 'rl')
 # control keys (random_samples:key=value, uncertainty:...) -> config option
-RANDOM_KEYS = dict(warmup='model.selector.warmup={}',
+STREAM_KEYS = dict(warmup='model.selector.warmup={}',
                    stream='model.selector.stream_seed={}')
-UNCERTAINTY_KEYS = dict(RANDOM_KEYS, pick='model.selector.pick={}')
+RANDOM_KEYS = dict(STREAM_KEYS, importance='model.selector.importance={}')
+UNCERTAINTY_KEYS = dict(STREAM_KEYS, pick='model.selector.pick={}')
 # the other budgeted controls -> (selector type, their keys)
 CONTROLS = dict(uncertainty=('UncertaintySelector', UNCERTAINTY_KEYS),
                 early=('EarlySelector', {}),
@@ -95,7 +98,7 @@ RL_KEYS = dict(
     gradnorm='model.loss_balancer.type={}',
     freeze='custom_hooks.0.freeze={}',
     warmup='custom_hooks.0.milestones=[{},{}]',
-    stream=RANDOM_KEYS['stream'])
+    stream=STREAM_KEYS['stream'])
 
 
 def budgeted(name):
@@ -117,7 +120,8 @@ def variant_options(spec, keys, task=None):
         if key not in keys:
             raise ValueError(f'unknown selector option {key!r}; known: '
                              f'{sorted(keys)}')
-        if key in ('recurrent', 'standardize', 'features', 'calibrate'):
+        if key in ('recurrent', 'standardize', 'features', 'calibrate',
+                   'importance'):
             value = bool(int(value))
         if key == 'gradnorm':
             if not int(value):
