@@ -53,6 +53,16 @@ class BudgetSelector(LevelSelector):
         now, total = _run_progress(self)
         return now < self.warmup * total
 
+    def top(self, scores, highest=True):
+        """(batch,) mask of the ``rate`` fraction of the samples with the
+        highest ``scores`` (or lowest), the count rounded at random so that
+        the expected fraction is ``rate``."""
+        mask = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
+        with self.rng:
+            count = _count(len(scores), self.rate)
+        mask[scores.argsort(descending=highest)[:count]] = True
+        return mask
+
 
 def _run_progress(selector):
     """(iteration, training iterations) of the Runner that trains
@@ -182,11 +192,7 @@ class UncertaintySelector(BudgetSelector):
         entropy = self.predictions.take(batch).entropy()
         if self.warming_up():
             return self.all_levels(student_feats)
-        mask = torch.zeros(batch, dtype=torch.bool, device=entropy.device)
-        order = entropy.argsort(descending=self.pick == 'unsure')
-        with self.rng:
-            count = _count(batch, self.rate)
-        mask[order[:count]] = True
+        mask = self.top(entropy, highest=self.pick == 'unsure')
         return mask[:, None].expand(-1, len(self.levels))
 
 

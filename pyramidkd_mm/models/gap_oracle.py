@@ -10,10 +10,8 @@ included, could gain at most by knowing where distillation has most to
 teach. With ``pick='near'`` it takes the nearest samples instead, the other
 side of the same question.
 """
-import torch
-
 from ..registry import MODELS
-from .control_selectors import BudgetSelector, _count
+from .control_selectors import BudgetSelector
 
 
 @MODELS.register_module()
@@ -50,10 +48,5 @@ class GapOracleSelector(BudgetSelector):
     def keep(self, losses):
         if self.warming_up():
             return None
-        batch = losses.shape[0]
-        order = losses.sum(1).argsort(descending=self.pick == 'far')
-        with self.rng:
-            count = _count(batch, self.rate)
-        kept = torch.zeros(batch, dtype=torch.bool, device=losses.device)
-        kept[order[:count]] = True
+        kept = self.top(losses.sum(1), highest=self.pick == 'far')
         return kept[:, None].expand_as(losses)
