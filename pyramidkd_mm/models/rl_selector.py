@@ -66,6 +66,12 @@ class RLSelector(LevelSelector):
         calibrate (bool): shift the policy's logits so that its expected
             rate is the paced target; needs ``action='sample'`` (one
             decision is the cost). Default: False.
+        importance (bool): a distilled sample weighs ``1 / target``, the
+            batch's mean probability of being distilled under
+            ``calibrate``: the weighting of ``RandomSelector(
+            importance=True)``, so that the distillation loss keeps uniform
+            KD's size instead of shrinking with the budget. Needs
+            ``calibrate``. Default: False.
         **kwargs: see :class:`LevelSelector`.
     """
 
@@ -73,7 +79,7 @@ class RLSelector(LevelSelector):
 
     def __init__(self, policy=dict(), env=dict(), ppo=dict(minibatch_size=32),
                  rollout_iters=8, action='levels', signals=(),
-                 calibrate=False, **kwargs):
+                 calibrate=False, importance=False, **kwargs):
         super().__init__(**kwargs)
         if action not in self.ACTIONS:
             raise ValueError(f'RLSelector action must be one of '
@@ -85,9 +91,14 @@ class RLSelector(LevelSelector):
         if calibrate and action != 'sample':
             raise ValueError("RLSelector: calibrate=True needs "
                              f"action='sample', got {action!r}")
+        if importance and not calibrate:
+            raise ValueError('RLSelector: importance=True needs '
+                             'calibrate=True (the batch then distills the '
+                             'target rate on average)')
         self.action = action
         self.signals = tuple(signals)
         self.calibrate = calibrate
+        self.importance = importance
         self.teacher_predictions = None
         if env.get('reward') == 'disagreement':
             if action != 'sample':
@@ -186,6 +197,13 @@ class RLSelector(LevelSelector):
         if self.training:
             self._pending = (states, action, log_prob, value)
         return self.mask(action)
+
+    def loss_weights(self):
+        target = self.env.target[0]
+        if not (self.importance and self.training and not self.uniform
+                and target > 0):
+            return None
+        return (1 / target).expand(len(self.levels))
 
     def read_teacher(self, teacher_feats, mask, pixels):
         """For ``reward='disagreement'``: the KL between the teacher's and

@@ -226,6 +226,28 @@ def test_calibrated_policy_spends_the_target_whatever_it_prefers(
 def test_calibration_needs_one_decision_per_sample(toy_teacher):
     with pytest.raises(ValueError, match="calibrate=True needs"):
         rl_variant(toy_teacher, action='levels', calibrate=True)
+    with pytest.raises(ValueError, match="importance=True needs"):
+        rl_variant(toy_teacher, action='sample', importance=True)
+
+
+def test_importance_weighs_distilled_samples_by_the_inverse_target(
+        toy_teacher):
+    model = rl_variant(toy_teacher, action='sample', calibrate=True,
+                       importance=True, env=dict(budget=0.25, reward='gap'))
+    plain = rl_variant(toy_teacher, action='sample', calibrate=True,
+                       env=dict(budget=0.25, reward='gap'))
+    plain.load_state_dict(model.state_dict())
+    inputs, labels = batch(16, seed=3)
+    weighted, unweighted = model.loss(inputs, labels), plain.loss(inputs,
+                                                                  labels)
+    # the same decisions (one seed, one stream), four times the weight
+    assert 0 < weighted['sel_c2'] < 1
+    for level in LEVELS:
+        assert weighted[f'sel_{level}'] == unweighted[f'sel_{level}']
+        assert weighted[f'loss_distill_{level}'].item() == pytest.approx(
+            4 * unweighted[f'loss_distill_{level}'].item())
+    model.selector.uniform = True  # phase 1 distills every sample at 1
+    assert model.selector.loss_weights() is None
 
 
 def test_gap_reward_needs_no_pass_after_the_step(toy_teacher):

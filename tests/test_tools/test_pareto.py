@@ -112,6 +112,10 @@ def test_rl_variants_map_to_config_options():
     (_, run), = pareto.grid('det', ['random_samples:importance=1'], [0.25],
                             [0], '/t.pth', '/g').items()
     assert run.options[-1] == 'model.selector.importance=True'
+    (_, run), = pareto.grid('det', ['rl:calibrate=1,importance=1'], [0.25],
+                            [0], '/t.pth', '/g').items()
+    assert run.options[-2:] == ['model.selector.calibrate=True',
+                                'model.selector.importance=True']
     # an A/A pair: the same run with the selector's stream of another seed
     (_, run), = pareto.grid('seg', ['random_samples:warmup=0.2,stream=100'],
                             [0.5], [1], '/t.pth', '/g').items()

@@ -23,7 +23,9 @@ KD for the first ``budget`` of the run), ``mask:p3+p4`` a fixed subset
 of compute), ``gradnorm`` (0/1), ``freeze`` (the student module frozen in
 phase 2, or None), ``standardize`` (0/1, the signals standardised),
 ``features`` (0 leaves the pooled features out of the state), ``calibrate``
-(0/1, the rate paced and the rewards centred, see ``RLSelector``) and
+(0/1, the rate paced and the rewards centred, see ``RLSelector``),
+``importance`` (0/1, with ``calibrate``: distilled samples weigh 1/target,
+as ``random_samples:importance=1``) and
 ``warmup`` (the fraction of the run in phase 1, 0.2 in the configs).
 ``random_samples:warmup=0.2`` distills every sample for the first fifth of
 the run (RL-KD's phase 1) and random samples after it, spending the same
@@ -95,6 +97,7 @@ RL_KEYS = dict(
     standardize='model.selector.env.standardize_signals={}',
     features='model.selector.env.pooled_features={}',
     calibrate='model.selector.calibrate={}',
+    importance='model.selector.importance={}',
     gradnorm='model.loss_balancer.type={}',
     freeze='custom_hooks.0.freeze={}',
     warmup='custom_hooks.0.milestones=[{},{}]',
