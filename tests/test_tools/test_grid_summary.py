@@ -56,6 +56,22 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
     assert lines[11].startswith('- random_samples:warmup=0.05@0.25 at 0.25 '
                                 'spent ties uncertainty:warmup=0.05')
     assert len(lines) == 12
+    # a weighted selector against random samples weighted the same way
+    rows[('random_samples:warmup=0.05,importance=1', 0.25)] = row(
+        0.59, 0.01, 0.25)
+    rows[('rl:warmup=0.05,calibrate=1,importance=1', 0.25)] = row(
+        0.595, 0.01, 0.25)
+    lines = grid_summary.standings(rows).splitlines()
+    assert lines[-1].startswith(
+        '- rl:warmup=0.05,calibrate=1,importance=1@0.25 at 0.25 spent ties '
+        'random samples:warmup=0.05,importance=1 at 0.25 (+0.005')
+    assert lines[-2].startswith(
+        '- rl:warmup=0.05,calibrate=1,importance=1@0.25 at 0.25 spent beats '
+        'uncertainty:warmup=0.05 at 0.25 (+0.015')
+    weighted = [line for line in lines if line.startswith(
+        '- random_samples:warmup=0.05,importance=1@0.25')]
+    assert len(weighted) == 3  # random samples, after the warm-up, heuristic
+    assert 'ties random samples:warmup=0.05 at 0.25 (+0.005' in weighted[1]
     # A/A: the same selector from other random streams
     rows = {('random_samples:warmup=0.2', 0.5): row(
                 0.5, 0.1, 0.5, {0: 0.5, 1: 0.7}),

@@ -120,14 +120,19 @@ def standings(rows):
         label = name if budget is None else f'{name}@{budget}'
         lines += versus(label, row, rows, 'random_samples')
         base, _, spec = name.partition(':')
-        warmup = spec_items(spec).get('warmup',
-                                      '0.2' if base == 'rl' else None)
+        items = spec_items(spec)
+        warmup = items.get('warmup', '0.2' if base == 'rl' else None)
         if warmup is None:
             continue
-        # and the same schedule with the controls' choices
-        for control in ('random_samples', 'uncertainty'):
-            if name != f'{control}:warmup={warmup}':
-                lines += versus(label, row, rows, f'{control}:warmup={warmup}')
+        # and the same schedule with the controls' choices (also weighted
+        # as the selector weighs its distilled samples)
+        controls = [f'{control}:warmup={warmup}'
+                    for control in ('random_samples', 'uncertainty')]
+        if items.get('importance', '0') != '0':
+            controls.append(f'random_samples:warmup={warmup},importance=1')
+        for control in controls:
+            if name != control:
+                lines += versus(label, row, rows, control)
     return '\n'.join(lines)
 
 
