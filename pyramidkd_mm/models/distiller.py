@@ -48,10 +48,9 @@ class PyramidDistiller(BaseModel):
     batch size, so a uniform mask gives the usual batch mean. Logged besides:
     ``sel_<level>`` (the rate of pairs that trained), ``cost_<level>``
     (the teacher compute that dropping the level would save),
-    ``distill_cost`` (the teacher
-    compute this batch spent, as a fraction of distilling every level:
-    the pyramid's, plus the head's of a selector that reads the teacher's
-    predictions) and ``distill_cost_mean`` (the same over every sample
+    ``distill_cost`` (the teacher compute this batch spent, as a fraction
+    of distilling every level: the pyramid's, plus the head's of a
+    selector that reads the teacher's predictions) and ``distill_cost_mean`` (the same over every sample
     since the start of training, kept in the checkpoint: loggers keep only
     every interval-th batch's value, too few to measure a selector's
     cost).
