@@ -50,10 +50,10 @@ class PyramidDistiller(BaseModel):
     (the teacher compute that dropping the level would save),
     ``distill_cost`` (the teacher compute this batch spent, as a fraction
     of distilling every level: the pyramid's, plus the head's of a
-    selector that reads the teacher's predictions) and ``distill_cost_mean`` (the same over every sample
-    since the start of training, kept in the checkpoint: loggers keep only
-    every interval-th batch's value, too few to measure a selector's
-    cost).
+    selector that reads the teacher's predictions) and
+    ``distill_cost_mean`` (the same over every sample since the start of
+    training, kept in the checkpoint: loggers keep only every interval-th
+    batch's value, too few to measure a selector's cost).
 
     Precision: costs and per-sample distillation losses are float32 also
     under autocast. Non-finite values never train the student: pairs whose
