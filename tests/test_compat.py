@@ -42,8 +42,28 @@ def test_known_breaking_versions_name_reason_and_fix(
     assert fix in str(err.value) and 'needs' in str(err.value)
 
 
-def test_mmcv_without_ops_is_refused(monkeypatch):
+def test_mmcv_without_ops_warns_that_det_and_seg_need_them(monkeypatch):
+    # classification and the toy models import no mmcv.ops: not refused
     monkeypatch.setattr(compat, 'find_spec',
                         lambda name: None if name == 'mmcv._ext' else 1)
-    with pytest.raises(ImportError, match='compiled ops'):
+    with pytest.warns(UserWarning, match='compiled ops') as record:
+        compat.check_versions()
+    assert 'mmdet, mmseg' in str(record[-1].message)
+
+
+def test_mmcv_lite_counts_as_mmcv(monkeypatch):
+    real = compat.version
+    installed = {'mmcv-lite': '2.1.0'}
+
+    def version(name):
+        if name == 'mmcv' or name not in installed and name.startswith('mmcv'):
+            raise compat.PackageNotFoundError(name)
+        return installed.get(name) or real(name)
+
+    monkeypatch.setattr(compat, 'version', version)
+    monkeypatch.setattr(compat, 'find_spec', lambda name: None)
+    with pytest.warns(UserWarning, match='compiled ops'):
+        compat.check_versions()  # no 'needs mmcv' error
+    installed.clear()
+    with pytest.raises(ImportError, match='needs mmcv'):
         compat.check_versions()

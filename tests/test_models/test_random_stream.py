@@ -31,37 +31,66 @@ def test_a_stream_keeps_its_numbers_apart_and_resumes():
             stream.__enter__()
 
 
-def train(toy_teacher, selector, steps=5):
-    """The global generator's state after ``steps`` training steps (two PPO
-    updates of RL-KD, whose rollouts are 2 steps)."""
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason='needs a GPU')
+
+
+@needs_cuda
+def test_on_cuda_a_stream_keeps_the_device_numbers_apart_and_resumes():
     torch.manual_seed(0)
-    model = make(toy_teacher, selector=selector).train()
+    global_next = torch.rand(4, device='cuda')  # CUDA is in use from here
+    torch.manual_seed(0)
+    stream = RandomStream(0)
+    with stream:
+        first = torch.rand(4, device='cuda')
+    assert torch.equal(torch.rand(4, device='cuda'), global_next)
+    assert not torch.equal(first, global_next)
+    resumed = RandomStream(1)
+    resumed.set_state(stream.get_state())  # the CPU's and the device's
+    assert resumed.cuda is not None
+    with stream:
+        second = torch.rand(4, device='cuda')
+    with resumed:
+        assert torch.equal(torch.rand(4, device='cuda'), second)
+
+
+def train(toy_teacher, selector, steps=5, device='cpu'):
+    """The global generators' state (the CPU's, then the GPU's on CUDA) after
+    ``steps`` training steps (two PPO updates of RL-KD, whose rollouts are 2
+    steps)."""
+    torch.manual_seed(0)
+    model = make(toy_teacher, selector=selector).train().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     masks = []
     model.selector.register_forward_hook(lambda m, a, mask: masks.append(
         mask.clone()))
     for seed in range(steps):
-        losses = model.loss(*batch(8, seed=seed))
+        losses = model.loss(*(t.to(device) for t in batch(8, seed=seed)))
         optimizer.zero_grad()
         sum(v for k, v in losses.items() if k.startswith('loss')).backward()
         optimizer.step()
         if model.selector.needs_outcome:
             model.selector.learn(model.outcome())
-    return torch.get_rng_state(), torch.stack(masks)
+    state = [torch.get_rng_state()] + (
+        [torch.cuda.get_rng_state()] if device == 'cuda' else [])
+    return torch.cat(state), torch.stack(masks).cpu()
 
 
 @pytest.mark.parametrize('selector', [
     dict(type='RandomSelector', budget=0.5),
     dict(type='RandomSelector', budget=0.5, mode='levels'),
     dict(type='UncertaintySelector', budget=0.3), RL])
+@pytest.mark.parametrize('device', [
+    'cpu', pytest.param('cuda', marks=needs_cuda)])
 def test_selectors_leave_the_global_generator_to_the_student(
-        toy_teacher, selector):
-    uniform, _ = train(toy_teacher, dict(type='UniformSelector'))
-    state, masks = train(toy_teacher, selector)
+        toy_teacher, selector, device):
+    uniform, _ = train(toy_teacher, dict(type='UniformSelector'),
+                       device=device)
+    state, masks = train(toy_teacher, selector, device=device)
     assert torch.equal(state, uniform)
     assert 0 < masks.float().mean() < 1  # it did choose, at random
-    _, again = train(toy_teacher, selector)  # and the seed fixes the choice
-    assert torch.equal(again, masks)
+    _, again = train(toy_teacher, selector, device=device)  # the seed fixes
+    assert torch.equal(again, masks)  # the choice
 
 
 @pytest.mark.parametrize('selector', [

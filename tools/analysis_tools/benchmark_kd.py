@@ -24,7 +24,12 @@ compute a mode spent stand side by side: ``distill_cost`` as the distiller
 logs it (FLOPs of the teacher calls made, relative to uniform KD) and the
 measured wall time of its teacher calls relative to uniform KD's.
 
+On ``--device cuda`` the timers synchronise the GPU and memory is the
+caching allocator's peak over the model; ``--amp`` runs the steps under fp16
+autocast with a dynamic loss scale.
+
     python tools/analysis_tools/benchmark_kd.py [--task det] [--iters 20] \
+        [--device cuda] [--amp] \
         [--rl-checkpoint work_dirs/pareto/det/rl_b0.5_s0/iter_500.pth] \
         [--rl-cfg-options model.selector.action=sample ...] [--modes ...]
 """
@@ -47,9 +52,25 @@ CONFIGS = dict(student='student', kd='uniform_kd', teacher='uniform_kd',
                rl_joint='rl_kd', rl_meta='rl_kd_meta')
 
 
-def rss_mib():
+def clock():
+    """Seconds, after the GPU's queued work has finished (kernels run
+    asynchronously: without the sync a timer measures their launch)."""
+    import torch
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def memory_mib(device):
+    """(in use now, peak so far): the process's resident set on CPU, the
+    caching allocator's tensors on CUDA."""
+    import torch
+    if device == 'cuda':
+        return (torch.cuda.memory_allocated() / 2**20,
+                torch.cuda.max_memory_allocated() / 2**20)
     with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+        rss = int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+    return rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rl_timers(model):
@@ -57,9 +78,9 @@ def rl_timers(model):
     list of durations it fills."""
     spent = []
     model.selector.register_forward_pre_hook(
-        lambda m, a: spent.append(-time.perf_counter()))
+        lambda m, a: spent.append(-clock()))
     model.selector.register_forward_hook(
-        lambda m, a, o: spent.append(spent.pop() + time.perf_counter()))
+        lambda m, a, o: spent.append(spent.pop() + clock()))
     return spent
 
 
@@ -70,20 +91,22 @@ def call_timer(owner, name):
     method = getattr(owner, name)
 
     def timed(*args):
-        start = time.perf_counter()
+        start = clock()
         out = method(*args)
-        spent.append(time.perf_counter() - start)
+        spent.append(clock() - start)
         return out
 
     setattr(owner, name, timed)
     return spent
 
 
-def measure(task, mode, iters, warmup, rl_checkpoint, rl_options=None):
-    """Run one mode in this process; returns timing and memory."""
+def measure(task, mode, iters, warmup, rl_checkpoint, rl_options=None,
+            device='cpu', amp=False):
+    """Run one mode in this process on ``device`` (fp16 autocast with
+    ``amp``); returns timing and memory."""
     import torch
     from mmengine.config import Config
-    from mmengine.optim import OptimWrapper
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
@@ -113,6 +136,7 @@ def measure(task, mode, iters, warmup, rl_checkpoint, rl_options=None):
             if mode != 'student':  # speed does not depend on the weights
                 cfg.model.teacher.checkpoint = None
             model = MODELS.build(cfg.model).train()
+    model.to(device)  # the data preprocessor moves each batch there
     rl = mode.startswith('rl_')
     update = None
     if rl:
@@ -132,31 +156,32 @@ def measure(task, mode, iters, warmup, rl_checkpoint, rl_options=None):
         head_s = call_timer(model.selector, 'read_teacher')
     distiller = mode not in ('student', 'teacher')
     teacher_s = call_timer(model.teacher_tap, 'extract') if distiller else []
-    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3,
-                                         momentum=0.9))
-    base = rss_mib()
+    sgd = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    optim = AmpOptimWrapper(dtype='float16', optimizer=sgd) if amp \
+        else OptimWrapper(sgd)
+    base, _ = memory_mib(device)
     times, costs, learn_s, outcome_s, teacher_iter_s = [], [], [], [], []
     for i, data in enumerate(batches):
         teacher_s.clear()
-        start = time.perf_counter()
+        start = clock()
         if mode == 'teacher':
-            with torch.no_grad():
+            with torch.no_grad(), optim.optim_context(model):
                 model.extract_feat(
                     model.data_preprocessor(data, False)['inputs'])
         else:
             log_vars = model.train_step(data, optim)
             costs.append(float(log_vars.get('distill_cost', 0)))
         if rl:  # what DistillPhaseHook does after the step
-            mark = time.perf_counter()
+            mark = clock()
             outcome = model.outcome()
-            outcome_s.append(time.perf_counter() - mark + head_s.pop())
-            mark = time.perf_counter()
+            outcome_s.append(clock() - mark + head_s.pop())
+            mark = clock()
             model.selector.learn(outcome, update=update)
-            learn_s.append(time.perf_counter() - mark)
+            learn_s.append(clock() - mark)
         if i >= warmup:
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
             teacher_iter_s.append(sum(teacher_s))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _, peak = memory_mib(device)
     iter_s = sum(times) / len(times)
     result = dict(mode=mode, iter_s=iter_s, peak_mib=peak,
                   peak_over_model_mib=peak - base)
@@ -180,18 +205,26 @@ def main():
     parser.add_argument('--rl-cfg-options', nargs='+', default=[],
                         help='key=value overrides of the RL modes\' config '
                         '(an RL-KD variant, as its run was trained)')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--amp', action='store_true',
+                        help='fp16 autocast and loss scaling '
+                        '(AmpOptimWrapper; CUDA)')
     parser.add_argument('--modes', nargs='+', choices=MODES,
                         help='a subset of the modes (student and kd are '
                         'always measured: the ratios need them)')
     parser.add_argument('--mode', choices=MODES, help='(internal) one mode')
     args = parser.parse_args()
+    if args.amp and args.device != 'cuda':
+        parser.error('--amp needs --device cuda (mmengine\'s AmpOptimWrapper '
+                     'is CUDA only)')
     if args.mode:
         rl_options = Namespace()
         DictAction(option_strings=[], dest='options')(
             None, rl_options, args.rl_cfg_options)
         print(json.dumps(measure(args.task, args.mode, args.iters,
                                  args.warmup, args.rl_checkpoint,
-                                 rl_options.options)))
+                                 rl_options.options, args.device,
+                                 args.amp)))
         return
     wanted = set(args.modes or MODES) | {'student', 'kd'}
     modes = [m for m in MODES if m in wanted and os.path.exists(
@@ -201,7 +234,8 @@ def main():
         print(f'measuring {mode} ...', flush=True)
         proc = subprocess.run(
             [sys.executable, __file__, '--task', args.task, '--mode', mode,
-             '--iters', str(args.iters), '--warmup', str(args.warmup)]
+             '--iters', str(args.iters), '--warmup', str(args.warmup),
+             '--device', args.device] + (['--amp'] if args.amp else [])
             + (['--rl-checkpoint', args.rl_checkpoint]
                if args.rl_checkpoint else [])
             + (['--rl-cfg-options', *args.rl_cfg_options]
@@ -213,7 +247,8 @@ def main():
     ref, kd = results['student'], results['kd']
     threads = os.environ.get('OMP_NUM_THREADS', 'default')
     print(f'\n{args.task}: {args.iters} iterations after {args.warmup} '
-          f'warm-up, torch threads {threads}, RL policy '
+          f'warm-up on {args.device}{" with fp16 AMP" if args.amp else ""}, '
+          f'torch threads {threads}, RL policy '
           f'{args.rl_checkpoint or "freshly initialised"}')
     print('| mode | iter time | vs student | vs uniform KD | peak over model '
           '| vs student | distill cost (FLOPs) | teacher time vs uniform KD '
