@@ -30,9 +30,16 @@ class BudgetSelector(LevelSelector):
     choices add anything to its schedule. The iteration comes from the
     Runner (see :func:`_run_progress`), so a resumed run continues the
     schedule.
+
+    With ``importance``, a distilled pair weighs ``1 / probability`` (its
+    probability of being chosen; ``rate`` unless a subclass says otherwise)
+    after the warm-up: without it the level losses are sums over the
+    distilled samples divided by the batch size, so distilling a fraction
+    ``rate`` of the samples distills at ``rate`` times uniform KD's
+    strength.
     """
 
-    def __init__(self, budget, warmup=0., **kwargs):
+    def __init__(self, budget, warmup=0., importance=False, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= budget <= 1:
             raise ValueError(f'budget {budget} must be in [0, 1]: a fraction '
@@ -45,6 +52,13 @@ class BudgetSelector(LevelSelector):
         self.budget = budget
         self.warmup = warmup
         self.rate = (budget - warmup) / (1 - warmup)
+        self.importance = importance
+        self.probability = self.rate
+
+    def loss_weights(self):
+        if not self.importance or self.warming_up() or not self.probability:
+            return None
+        return torch.full((len(self.levels), ), 1 / self.probability)
 
     def warming_up(self):
         """Whether this training iteration is in the warm-up."""
@@ -92,11 +106,9 @@ class RandomSelector(BudgetSelector):
     ``budget``.
 
     With ``warmup`` (see :class:`BudgetSelector`), random choices after a
-    uniform warm-up. With ``importance``, a distilled pair weighs
-    ``1 / probability`` (Horvitz-Thompson): the distillation loss is then an
-    unbiased estimate of uniform KD's, where otherwise its expected size
-    shrinks with the budget (the level losses are sums over the distilled
-    samples divided by the batch size).
+    uniform warm-up. With ``importance`` (see :class:`BudgetSelector`) the
+    distillation loss is an unbiased (Horvitz-Thompson) estimate of uniform
+    KD's.
 
     Args:
         budget (float): expected teacher compute per sample, a fraction of
@@ -115,19 +127,14 @@ class RandomSelector(BudgetSelector):
 
     def __init__(self, budget, mode='samples', warmup=0., importance=False,
                  **kwargs):
-        super().__init__(budget, warmup, **kwargs)
+        super().__init__(budget, warmup, importance, **kwargs)
         if mode not in ('samples', 'levels'):
             raise ValueError(f"RandomSelector mode must be 'samples' or "
                              f"'levels', got {mode!r}")
         self.mode = mode
-        self.importance = importance
-        self.probability = self.rate if mode == 'samples' else \
-            self._level_probability(kwargs['teacher_cost'], self.rate)
-
-    def loss_weights(self):
-        if not self.importance or self.warming_up() or not self.probability:
-            return None
-        return torch.full((len(self.levels), ), 1 / self.probability)
+        if mode == 'levels':
+            self.probability = self._level_probability(
+                kwargs['teacher_cost'], self.rate)
 
     def _level_probability(self, teacher_cost, cost):
         """The p with ``teacher_cost.expected(p, ..., p) == cost``
@@ -175,11 +182,14 @@ class UncertaintySelector(BudgetSelector):
         warmup (float): fraction of the training iterations in which every
             sample is distilled, at most ``budget``.
         pick (str): ``'unsure'`` (highest entropy) or ``'sure'``.
+        importance (bool): weigh the distilled samples by ``1 / rate``
+            (see :class:`BudgetSelector`).
         **kwargs: see :class:`LevelSelector` (``student`` is needed).
     """
 
-    def __init__(self, budget, warmup=0., pick='unsure', **kwargs):
-        super().__init__(budget, warmup, **kwargs)
+    def __init__(self, budget, warmup=0., pick='unsure', importance=False,
+                 **kwargs):
+        super().__init__(budget, warmup, importance, **kwargs)
         if pick not in ('unsure', 'sure'):
             raise ValueError(f"UncertaintySelector pick must be 'unsure' or "
                              f"'sure', got {pick!r}")

@@ -32,11 +32,14 @@ class GapOracleSelector(BudgetSelector):
         warmup (float): fraction of the training iterations in which every
             sample is distilled, at most ``budget``.
         pick (str): ``'far'`` (largest loss) or ``'near'`` (smallest).
+        importance (bool): weigh the distilled samples by ``1 / rate``
+            (see :class:`BudgetSelector`).
         **kwargs: see :class:`LevelSelector`.
     """
 
-    def __init__(self, budget, warmup=0., pick='far', **kwargs):
-        super().__init__(budget, warmup, **kwargs)
+    def __init__(self, budget, warmup=0., pick='far', importance=False,
+                 **kwargs):
+        super().__init__(budget, warmup, importance, **kwargs)
         if pick not in ('far', 'near'):
             raise ValueError(f"GapOracleSelector pick must be 'far' or "
                              f"'near', got {pick!r}")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
 
-from test_distiller import batch, count_calls, make
+from test_distiller import LEVELS, batch, count_calls, make
 
 
 def mean_cost(model, steps=150, size=8):
@@ -54,6 +54,27 @@ def test_importance_weights_make_random_choice_unbiased(toy_teacher, mode):
     # 15 %), where unweighted it averages p times it
     assert totals[True] == pytest.approx(totals['uniform'], rel=0.15)
     assert totals[False] == pytest.approx(p * totals['uniform'], rel=0.15)
+
+
+@pytest.mark.parametrize('selector', [
+    dict(type='UncertaintySelector', budget=0.25),
+    dict(type='GapOracleSelector', budget=0.25, pick='near')])
+def test_importance_weighs_a_chosen_quarter_four_times(toy_teacher, selector):
+    # the same choices, each distilled sample at 1 / rate: uniform KD's
+    # strength per sample
+    torch.manual_seed(0)
+    plain = make(toy_teacher, selector=selector).train()
+    weighted = make(toy_teacher, selector=dict(selector, importance=True))
+    weighted.train().load_state_dict(plain.state_dict())
+    for step in range(3):
+        inputs = batch(8, seed=step)
+        losses = plain.loss(*inputs), weighted.loss(*inputs)
+        for level in LEVELS:
+            assert losses[0][f'sel_{level}'] == losses[1][f'sel_{level}']
+            assert losses[1][f'loss_distill_{level}'].item() == \
+                pytest.approx(4 * losses[0][f'loss_distill_{level}'].item(),
+                              rel=1e-5)
+            assert losses[0][f'loss_distill_{level}'] > 0
 
 
 def test_uncertainty_selector_picks_the_least_sure(toy_teacher):

@@ -42,9 +42,10 @@ selector's choices from the random stream of seed N instead of the run's:
 random choices, whose paired difference is the noise floor a selector must
 clear. ``random_samples:importance=1`` weighs each distilled sample by
 the inverse of its probability, so that the distillation loss is an
-unbiased estimate of uniform KD's. A budgeted selector written
-``name@0.6`` runs at that budget instead of ``--budgets`` (e.g. a random
-control at the cost another selector spent).
+unbiased estimate of uniform KD's; ``uncertainty`` and ``oracle`` take
+``importance=1`` too (their distilled samples weigh ``1 / rate``). A
+budgeted selector written ``name@0.6`` runs at that budget instead of
+``--budgets`` (e.g. a random control at the cost another selector spent).
 The teacher is trained first unless ``--teacher`` names its weights. Runs
 are cached in their work_dirs (:func:`pyramidkd_mm.experiment.run_cached`): an
 interrupted grid resumes where it stopped. Writes
@@ -81,7 +82,7 @@ BUDGETED = ('random_samples', 'random_levels', 'uncertainty', 'early',
 STREAM_KEYS = dict(warmup='model.selector.warmup={}',
                    stream='model.selector.stream_seed={}')
 RANDOM_KEYS = dict(STREAM_KEYS, importance='model.selector.importance={}')
-UNCERTAINTY_KEYS = dict(STREAM_KEYS, pick='model.selector.pick={}')
+UNCERTAINTY_KEYS = dict(RANDOM_KEYS, pick='model.selector.pick={}')
 # the other budgeted controls -> (selector type, their keys)
 CONTROLS = dict(uncertainty=('UncertaintySelector', UNCERTAINTY_KEYS),
                 early=('EarlySelector', {}),
