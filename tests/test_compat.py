@@ -56,7 +56,7 @@ def test_mmcv_lite_counts_as_mmcv(monkeypatch):
     installed = {'mmcv-lite': '2.1.0'}
 
     def version(name):
-        if name == 'mmcv' or name not in installed and name.startswith('mmcv'):
+        if name.startswith('mmcv') and name not in installed:
             raise compat.PackageNotFoundError(name)
         return installed.get(name) or real(name)
 

@@ -8,50 +8,35 @@ from test_distiller import batch, make
 from test_rl_selector import RL
 
 
-def test_a_stream_keeps_its_numbers_apart_and_resumes():
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason='needs a GPU')
+DEVICES = ['cpu', pytest.param('cuda', marks=needs_cuda)]
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_a_stream_keeps_its_numbers_apart_and_resumes(device):
     torch.manual_seed(0)
-    global_next = torch.rand(4)
+    global_next = torch.rand(4, device=device)  # CUDA is in use from here
     torch.manual_seed(0)
     stream = RandomStream(0)
     with stream:
-        first = torch.rand(4)
-    assert torch.equal(torch.rand(4), global_next)  # the global untouched
+        first = torch.rand(4, device=device)
+    # the global untouched
+    assert torch.equal(torch.rand(4, device=device), global_next)
     assert not torch.equal(first, global_next)  # not the weights' numbers
-    with RandomStream(0):
-        assert torch.equal(torch.rand(4), first)  # the seed's stream
+    with RandomStream(0):  # the seed's stream
+        assert torch.equal(torch.rand(4, device=device), first)
     resumed = RandomStream(1)
-    resumed.set_state(stream.get_state())
+    resumed.set_state(stream.get_state())  # the CPU's and the device's
+    assert (resumed.cuda is not None) == (device == 'cuda')
     with stream:
-        second = torch.rand(4)
+        second = torch.rand(4, device=device)
     with resumed:
-        assert torch.equal(torch.rand(4), second)
+        assert torch.equal(torch.rand(4, device=device), second)
     assert not torch.equal(second, first)
     with stream:
         with pytest.raises(RuntimeError, match='already in use'):
             stream.__enter__()
-
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason='needs a GPU')
-
-
-@needs_cuda
-def test_on_cuda_a_stream_keeps_the_device_numbers_apart_and_resumes():
-    torch.manual_seed(0)
-    global_next = torch.rand(4, device='cuda')  # CUDA is in use from here
-    torch.manual_seed(0)
-    stream = RandomStream(0)
-    with stream:
-        first = torch.rand(4, device='cuda')
-    assert torch.equal(torch.rand(4, device='cuda'), global_next)
-    assert not torch.equal(first, global_next)
-    resumed = RandomStream(1)
-    resumed.set_state(stream.get_state())  # the CPU's and the device's
-    assert resumed.cuda is not None
-    with stream:
-        second = torch.rand(4, device='cuda')
-    with resumed:
-        assert torch.equal(torch.rand(4, device='cuda'), second)
 
 
 def train(toy_teacher, selector, steps=5, device='cpu'):
@@ -80,8 +65,7 @@ def train(toy_teacher, selector, steps=5, device='cpu'):
     dict(type='RandomSelector', budget=0.5),
     dict(type='RandomSelector', budget=0.5, mode='levels'),
     dict(type='UncertaintySelector', budget=0.3), RL])
-@pytest.mark.parametrize('device', [
-    'cpu', pytest.param('cuda', marks=needs_cuda)])
+@pytest.mark.parametrize('device', DEVICES)
 def test_selectors_leave_the_global_generator_to_the_student(
         toy_teacher, selector, device):
     uniform, _ = train(toy_teacher, dict(type='UniformSelector'),
