@@ -85,6 +85,10 @@ class RunRecord:
         iters (int): training iterations.
         code (str | None): :func:`code_version` when it ran (None: not
             known, or a record from before it was kept).
+        cpu_s (float | None): CPU time of the training process and the
+            children it waited for (data workers); unlike the wall time it
+            does not grow with what else the machine runs (None: a record
+            from before it was kept).
     """
     run: dict
     fingerprint: str
@@ -93,6 +97,7 @@ class RunRecord:
     wall_s: float
     iters: int
     code: str = None
+    cpu_s: float = None
 
     @classmethod
     def load(cls, path):
@@ -169,14 +174,24 @@ def run_cached(run, force=False, env=None):
         cmd += ['--cfg-options', *run.options]
     start, code = time.time(), code_version()
     with open(osp.join(run.work_dir, 'train.log'), 'w') as log:
-        result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, **(env or {})))
-    if result.returncode:
-        raise RuntimeError(f'training failed ({result.returncode}): '
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                 env=dict(os.environ, **(env or {})))
+        # wait4: this child's own CPU time, also with other runs in
+        # parallel threads (RUSAGE_CHILDREN would mix them)
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        except BaseException:  # interrupted: leave no training behind
+            child.kill()
+            child.wait()
+            raise
+        child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise RuntimeError(f'training failed ({child.returncode}): '
                            f'{" ".join(cmd)}; see {log.name}')
     metrics, cost, iters = summarize(run.work_dir)
     done = RunRecord(asdict(run), fingerprint, metrics, cost,
-                     time.time() - start, iters, code)
+                     time.time() - start, iters, code,
+                     usage.ru_utime + usage.ru_stime)
     with open(record + '.tmp', 'w') as f:
         json.dump(asdict(done), f, indent=2)
     os.replace(record + '.tmp', record)

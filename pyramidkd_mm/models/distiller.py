@@ -39,28 +39,24 @@ class PyramidDistiller(BaseModel):
     """Distills a frozen teacher's feature pyramid into a student.
 
     The student computes its own toolbox losses unchanged; its pyramid is
-    read on the way. The selector then marks which (sample, level) pairs to
-    distill, and only those are computed: the teacher runs per sample, only
-    on the samples with a selected level and only as far as each sample's
-    levels need (see :meth:`PyramidTap.extract`), and each level's connector
-    and loss run on its selected samples alone. The level losses
-    ``loss_distill_<level>`` are sums over selected samples divided by the
-    batch size, so a uniform mask gives the usual batch mean. Logged besides:
-    ``sel_<level>`` (the rate of pairs that trained), ``cost_<level>``
-    (the teacher compute that dropping the level would save),
-    ``distill_cost`` (the teacher compute this batch spent, as a fraction
-    of distilling every level: the pyramid's, plus the head's of a
-    selector that reads the teacher's predictions) and
-    ``distill_cost_mean`` (the same over every sample since the start of
-    training, kept in the checkpoint: loggers keep only every interval-th
-    batch's value, too few to measure a selector's cost).
+    read on the way. The selector marks the (sample, level) pairs to
+    distill and only those are computed: the teacher runs only on samples
+    with a selected level and only as far as their levels need
+    (:meth:`PyramidTap.extract`); each connector and loss runs on its
+    selected samples. ``loss_distill_<level>`` sums over selected samples
+    divided by the batch size (a uniform mask gives the batch mean). Also
+    logged: ``sel_<level>`` (rate of pairs that trained), ``cost_<level>``
+    (teacher compute dropping the level would save), ``distill_cost``
+    (teacher compute this batch spent, 1 = every level; plus the head's
+    for a selector reading the teacher's predictions) and
+    ``distill_cost_mean`` (the same over every sample since the start,
+    checkpointed: loggers see only every interval-th batch).
 
-    Precision: costs and per-sample distillation losses are float32 also
-    under autocast. Non-finite values never train the student: pairs whose
-    teacher features are not finite are left out, and a step whose
-    distillation loss is still not finite (the student's side) trains
-    without distillation; both warn and are counted in
-    ``distill_nonfinite``.
+    Precision: costs and per-sample losses are float32 also under autocast.
+    Non-finite values never train the student: pairs with non-finite
+    teacher features are left out, and a step whose distillation loss is
+    still not finite trains without distillation; both warn and are
+    counted in ``distill_nonfinite``.
 
     Args:
         student (dict): the toolbox model config of the student.
@@ -72,15 +68,13 @@ class PyramidDistiller(BaseModel):
         distill_loss (dict): per-sample feature loss config.
         selector (dict): layer selector config, built with ``levels``.
         loss_balancer (dict, optional): e.g. ``dict(type='GradNorm')``,
-            built with the level loss names; it reweights the level losses.
-            It updates its weights when ``balancer_update`` is True (the
-            default); under gradient accumulation add
-            :class:`LossBalancerHook`, which sets it on optimiser steps only.
-        balance_layer (str, optional): the student's module whose
-            parameters the balancer takes gradient norms on; by default the
-            C5 lateral conv of an FPN (every P level passes through it) or
-            the first backbone stage (the deepest layer feeding every C
-            level).
+            built with the level loss names; it reweights the level losses
+            and updates when ``balancer_update`` is True (under gradient
+            accumulation, :class:`LossBalancerHook` keeps it to optimiser
+            steps).
+        balance_layer (str, optional): the student module the balancer
+            takes gradient norms on; by default the C5 lateral conv of an
+            FPN (every P level passes it) or the first backbone stage.
         source (str): pyramid source, see :class:`PyramidTap`.
         probe_size (int): side of the dummy image used at build time to check
             that teacher and student levels line up and to size connectors.

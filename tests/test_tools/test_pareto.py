@@ -34,6 +34,7 @@ def test_grid_caches_resumes_and_writes(tmp_path, digits_data):
         options['student_s0'][4:]
     assert records['student_s0']['distill_cost'] == 0
     assert records['uniform_s0']['distill_cost'] == 1
+    assert all(rec['cpu_s'] > 0 for rec in records.values())
     # A run killed midway (no record) is trained again; the others not.
     (root / 'uniform_s0' / 'run_record.json').unlink()
     kept = {r: (root / r / 'run_record.json').stat().st_mtime

@@ -11,8 +11,9 @@ Every run is ``tools/train.py`` on its method's config
 After an MW-Net run the tool evaluates its weighting net on the training
 set (per-sample losses of the final model, no augmentation): the mean
 weight of mislabelled and of correctly labelled samples, per class, and the
-curve weight(loss). Finished runs keep a ``result.json`` and are reused, so
-an interrupted grid resumes where it stopped. The step cost is measured
+curve weight(loss). Runs are cached as the Pareto tool's are
+(:func:`pyramidkd_mm.experiment.run_cached`), so an interrupted grid
+resumes where it stopped. The step cost is measured
 side by side in this process: plain and MW-Net iterations alternate on the
 same batches (``benchmark_meta_weight.py``).
 
@@ -27,8 +28,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import resource
-import subprocess
 import sys
 import time
 
@@ -41,6 +40,8 @@ from analysis_tools.benchmark_meta_weight import (  # noqa: E402
 from analysis_tools.plot_meta_weights import plot_weighting  # noqa: E402
 from model_converters.extract_weights import extract  # noqa: E402
 from pyramidkd_mm.datasets import prepare_data  # noqa: E402
+from pyramidkd_mm.experiment import (  # noqa: E402
+    TrainingRun, read_scalars, run_cached)
 
 SETTINGS = dict(  # in the order they run: the targets' settings first
     clean=dict(), uniform40=dict(noise='uniform', rate=0.4),
@@ -88,38 +89,26 @@ def method_config(method, setting, iters, seed, teacher=None):
 
 
 def train(method, setting, seed, iters, work_dir, teacher=None):
-    """One training run unless finished; returns its result."""
-    done = osp.join(work_dir, 'result.json')
-    if osp.exists(done):
-        with open(done) as f:
-            return json.load(f)
-    os.makedirs(work_dir, exist_ok=True)
-    config = osp.join(work_dir, 'config.py')
+    """One training run, cached (:func:`run_cached`): its top-1 at every
+    evaluation, the last and best, wall and CPU time, and for an MW-Net run
+    its weighting net on the training set."""
+    config = work_dir + '.py'  # beside the work_dir, which a rerun clears
+    os.makedirs(osp.dirname(work_dir), exist_ok=True)
     method_config(method, setting, iters, seed, teacher).dump(config)
     print(f'==> {setting} {method} seed {seed}', flush=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.time()
-    with open(osp.join(work_dir, 'train.log'), 'w') as log:
-        subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'),
-                        config, '--work-dir', work_dir], check=True,
-                       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    scalars = []
-    for folder in sorted(os.listdir(work_dir)):
-        path = osp.join(work_dir, folder, 'vis_data', 'scalars.json')
-        if osp.exists(path):
-            with open(path) as f:
-                scalars = [json.loads(line) for line in f]
-    top1 = [(s['step'], s['accuracy/top1']) for s in scalars
+    record = run_cached(TrainingRun(config, work_dir))
+    top1 = [(s['step'], s['accuracy/top1']) for s in read_scalars(work_dir)
             if 'accuracy/top1' in s]
     result = dict(top1=top1, last=top1[-1][1], best=max(a for _, a in top1),
-                  wall_s=time.time() - start,
-                  cpu_s=after.ru_utime + after.ru_stime - before.ru_utime -
-                  before.ru_stime)
+                  wall_s=record.wall_s, cpu_s=record.cpu_s)
     if 'mwn' in method:
-        result.update(analyse(work_dir, setting, iters))
-    with open(done, 'w') as f:
-        json.dump(result, f)
+        weights = osp.join(work_dir, 'weights.json')
+        if not osp.exists(weights):
+            analysis = analyse(work_dir, setting, iters)
+            with open(weights, 'w') as f:
+                json.dump(analysis, f)
+        with open(weights) as f:
+            result.update(json.load(f))
     return result
 
 
@@ -131,7 +120,7 @@ def analyse(work_dir, setting, iters):
     from mmengine.runner import Runner
 
     from pyramidkd_mm.registry import MODELS
-    cfg = Config.fromfile(osp.join(work_dir, 'config.py'))
+    cfg = Config.fromfile(work_dir + '.py')  # as train() wrote it
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(dict(cfg.model,
                                   data_preprocessor=cfg.data_preprocessor))
