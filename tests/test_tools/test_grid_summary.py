@@ -72,6 +72,13 @@ def test_standings_name_ties_and_the_seeds_a_gap_needs():
         '- random_samples:warmup=0.05,importance=1@0.25')]
     assert len(weighted) == 3  # random samples, after the warm-up, heuristic
     assert 'ties random samples:warmup=0.05 at 0.25 (+0.005' in weighted[1]
+    # and against the heuristic weighted the same way
+    rows[('uncertainty:warmup=0.05,importance=1', 0.25)] = row(
+        0.62, 0.01, 0.25)
+    assert any(line.startswith(
+        '- rl:warmup=0.05,calibrate=1,importance=1@0.25 at 0.25 spent loses '
+        'to uncertainty:warmup=0.05,importance=1 at 0.25 (-0.025')
+        for line in grid_summary.standings(rows).splitlines())
     # A/A: the same selector from other random streams
     rows = {('random_samples:warmup=0.2', 0.5): row(
                 0.5, 0.1, 0.5, {0: 0.5, 1: 0.7}),

@@ -129,7 +129,8 @@ def standings(rows):
         controls = [f'{control}:warmup={warmup}'
                     for control in ('random_samples', 'uncertainty')]
         if items.get('importance', '0') != '0':
-            controls.append(f'random_samples:warmup={warmup},importance=1')
+            controls += [f'{control}:warmup={warmup},importance=1'
+                         for control in ('random_samples', 'uncertainty')]
         for control in controls:
             if name != control:
                 lines += versus(label, row, rows, control)
