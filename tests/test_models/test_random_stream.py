@@ -16,7 +16,7 @@ DEVICES = ['cpu', pytest.param('cuda', marks=needs_cuda)]
 @pytest.mark.parametrize('device', DEVICES)
 def test_a_stream_keeps_its_numbers_apart_and_resumes(device):
     torch.manual_seed(0)
-    global_next = torch.rand(4, device=device)  # CUDA is in use from here
+    global_next = torch.rand(4, device=device)  # on cuda: CUDA in use now
     torch.manual_seed(0)
     stream = RandomStream(0)
     with stream:
